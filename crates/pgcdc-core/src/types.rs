@@ -1,0 +1,338 @@
+//! The PostgreSQL → Arrow type mapping, and the policies for values Arrow cannot hold.
+//!
+//! A column's PostgreSQL type (OID and typmod, after resolving domains to their base
+//! type) decides its [`ValueKind`]: how wire values are parsed and which Arrow type
+//! stores them. The mapping is a pure function so it can be unit-tested and shared by
+//! the stream and the snapshot. Types without a dedicated kind keep their exact
+//! PostgreSQL text form ([`ValueKind::Text`]).
+
+use std::collections::HashMap;
+
+use arrow_schema::{DataType, Field, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Built-in type OIDs pgcdc maps specially (from `pg_type.dat`).
+pub mod oid {
+    #![allow(missing_docs)]
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const XID: u32 = 28;
+    pub const JSON: u32 = 114;
+    pub const XML: u32 = 142;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const MONEY: u32 = 790;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+    /// OIDs below this are assigned by `initdb` (built-in types).
+    pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+}
+
+/// What to store for `infinity` / `-infinity` dates and timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfinityPolicy {
+    /// The largest / smallest representable value (DuckDB's own encoding of infinity:
+    /// `i64::MAX` / `-i64::MAX` microseconds, `i32::MAX` / `-i32::MAX` days).
+    #[default]
+    Clamp,
+    /// NULL.
+    Null,
+    /// Stop with an error naming the column.
+    Error,
+}
+
+/// What to store for numeric `NaN` / `±Infinity` in a decimal column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumericNanPolicy {
+    /// NULL.
+    #[default]
+    Null,
+    /// Stop with an error naming the column.
+    Error,
+}
+
+/// How `numeric` without precision and scale is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "as")]
+pub enum UnconstrainedNumeric {
+    /// The exact decimal text (`"1.50"`, `"NaN"`), lossless.
+    #[default]
+    String,
+    /// Float64 (lossy beyond 15–17 significant digits).
+    Float64,
+    /// Decimal with the given precision and scale; values that do not fit are an error.
+    Decimal {
+        /// Total digits (1–76).
+        precision: u8,
+        /// Digits after the point.
+        scale: i8,
+    },
+}
+
+/// How `uuid` is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UuidRepr {
+    /// FixedSizeBinary(16) with the `arrow.uuid` extension type.
+    #[default]
+    Binary,
+    /// The canonical 36-character string.
+    String,
+}
+
+/// The policies for values Arrow cannot hold directly. Every field has a documented default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValuePolicy {
+    /// `±infinity` dates and timestamps (default: clamp).
+    pub infinity: InfinityPolicy,
+    /// numeric `NaN`/`±Infinity` in a decimal column (default: null).
+    pub numeric_nan: NumericNanPolicy,
+    /// numeric without typmod (default: string).
+    pub unconstrained_numeric: UnconstrainedNumeric,
+    /// uuid representation (default: binary with the `arrow.uuid` extension).
+    pub uuid: UuidRepr,
+}
+
+/// How a column's values are parsed and stored. Chosen once per column by [`ValueKind::for_type`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ValueKind {
+    /// bool → Boolean.
+    Bool,
+    /// int2 → Int16.
+    Int16,
+    /// int4 → Int32.
+    Int32,
+    /// int8 → Int64.
+    Int64,
+    /// oid, xid → UInt32.
+    UInt32,
+    /// float4 → Float32 (NaN, ±Infinity, -0 kept).
+    Float32,
+    /// float8 → Float64 (NaN, ±Infinity, -0 kept).
+    Float64,
+    /// numeric(p,s) with p ≤ 38 → Decimal128(p,s).
+    Decimal128 {
+        /// precision
+        precision: u8,
+        /// scale (≥ 0; negative PostgreSQL scales are folded into the precision)
+        scale: i8,
+    },
+    /// numeric(p,s) with 38 < p ≤ 76 → Decimal256(p,s).
+    Decimal256 {
+        /// precision
+        precision: u8,
+        /// scale (≥ 0)
+        scale: i8,
+    },
+    /// numeric without typmod, stored as its exact text (Utf8).
+    NumericString,
+    /// numeric without typmod, stored as Float64 (by policy).
+    NumericFloat,
+    /// Text and every type without a dedicated kind: PostgreSQL's text output, Utf8.
+    Text,
+    /// json/jsonb: the JSON text, Utf8 with the `arrow.json` extension.
+    Json,
+    /// bytea → Binary.
+    Bytea,
+    /// date → Date32 (days since 1970-01-01).
+    Date,
+    /// time → Time64(µs).
+    Time,
+    /// timestamp → Timestamp(µs, no zone).
+    Timestamp,
+    /// timestamptz → Timestamp(µs, "UTC").
+    TimestampTz,
+    /// uuid → FixedSizeBinary(16) with the `arrow.uuid` extension.
+    Uuid,
+}
+
+/// Arrow field metadata key naming an extension type.
+pub const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
+/// Arrow field metadata key for an extension type's parameters.
+pub const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
+
+impl ValueKind {
+    /// The kind for a column of base type `oid` (domains already resolved) with `typmod`.
+    ///
+    /// `is_enum` marks user enum types (stored as their label, Utf8).
+    pub fn for_type(oid: u32, typmod: i32, is_enum: bool, policy: &ValuePolicy) -> ValueKind {
+        if is_enum {
+            return ValueKind::Text;
+        }
+        match oid {
+            oid::BOOL => ValueKind::Bool,
+            oid::INT2 => ValueKind::Int16,
+            oid::INT4 => ValueKind::Int32,
+            oid::INT8 => ValueKind::Int64,
+            oid::OID | oid::XID => ValueKind::UInt32,
+            oid::FLOAT4 => ValueKind::Float32,
+            oid::FLOAT8 => ValueKind::Float64,
+            oid::NUMERIC => numeric_kind(typmod, policy),
+            oid::JSON | oid::JSONB => ValueKind::Json,
+            oid::BYTEA => ValueKind::Bytea,
+            oid::DATE => ValueKind::Date,
+            oid::TIME => ValueKind::Time,
+            oid::TIMESTAMP => ValueKind::Timestamp,
+            oid::TIMESTAMPTZ => ValueKind::TimestampTz,
+            oid::UUID => match policy.uuid {
+                UuidRepr::Binary => ValueKind::Uuid,
+                UuidRepr::String => ValueKind::Text,
+            },
+            _ => ValueKind::Text,
+        }
+    }
+
+    /// The Arrow type values of this kind are stored as.
+    pub fn arrow_type(&self) -> DataType {
+        match *self {
+            ValueKind::Bool => DataType::Boolean,
+            ValueKind::Int16 => DataType::Int16,
+            ValueKind::Int32 => DataType::Int32,
+            ValueKind::Int64 => DataType::Int64,
+            ValueKind::UInt32 => DataType::UInt32,
+            ValueKind::Float32 => DataType::Float32,
+            ValueKind::Float64 | ValueKind::NumericFloat => DataType::Float64,
+            ValueKind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
+            ValueKind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
+            ValueKind::NumericString | ValueKind::Text | ValueKind::Json => DataType::Utf8,
+            ValueKind::Bytea => DataType::Binary,
+            ValueKind::Date => DataType::Date32,
+            ValueKind::Time => DataType::Time64(TimeUnit::Microsecond),
+            ValueKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ValueKind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ValueKind::Uuid => DataType::FixedSizeBinary(16),
+        }
+    }
+
+    /// A nullable Arrow field of this kind, with extension metadata where one applies.
+    pub fn arrow_field(&self, name: &str) -> Field {
+        let field = Field::new(name, self.arrow_type(), true);
+        let ext = match self {
+            ValueKind::Json => Some("arrow.json"),
+            ValueKind::Uuid => Some("arrow.uuid"),
+            _ => None,
+        };
+        match ext {
+            Some(ext) => field.with_metadata(HashMap::from([(
+                EXTENSION_NAME_KEY.to_string(),
+                ext.to_string(),
+            )])),
+            None => field,
+        }
+    }
+}
+
+/// Precision and scale of a numeric typmod, or `None` for unconstrained numeric.
+///
+/// PostgreSQL 15+ allows a scale from -1000 to 1000, stored as an 11-bit signed field.
+pub fn numeric_precision_scale(typmod: i32) -> Option<(u32, i32)> {
+    if typmod < 4 {
+        return None;
+    }
+    let t = typmod - 4;
+    let precision = ((t >> 16) & 0xFFFF) as u32;
+    let raw = t & 0x7FF;
+    let scale = if raw & 0x400 != 0 { raw - 0x800 } else { raw };
+    Some((precision, scale))
+}
+
+fn numeric_kind(typmod: i32, policy: &ValuePolicy) -> ValueKind {
+    match numeric_precision_scale(typmod) {
+        Some((p, s)) => decimal_kind(p, s).unwrap_or(ValueKind::NumericString),
+        None => match policy.unconstrained_numeric {
+            UnconstrainedNumeric::String => ValueKind::NumericString,
+            UnconstrainedNumeric::Float64 => ValueKind::NumericFloat,
+            UnconstrainedNumeric::Decimal { precision, scale } => {
+                decimal_kind(u32::from(precision), i32::from(scale))
+                    .unwrap_or(ValueKind::NumericString)
+            }
+        },
+    }
+}
+
+/// Decimal kind for numeric(p, s); `None` when Arrow/Parquet cannot hold it exactly.
+fn decimal_kind(p: u32, s: i32) -> Option<ValueKind> {
+    // Parquet has no negative scale: numeric(3,-2) holds up to 99900, i.e. Decimal(5,0).
+    let (p, s) = if s < 0 {
+        (p + s.unsigned_abs(), 0)
+    } else {
+        // PostgreSQL allows scale > precision (numeric(3,5) holds 0.00999); Arrow needs p ≥ s.
+        (p.max(s as u32), s)
+    };
+    let (p, s) = (u8::try_from(p).ok()?, i8::try_from(s).ok()?);
+    match p {
+        0 => None,
+        1..=38 => Some(ValueKind::Decimal128 { precision: p, scale: s }),
+        39..=76 => Some(ValueKind::Decimal256 { precision: p, scale: s }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typmod(p: i32, s: i32) -> i32 {
+        ((p << 16) | (s & 0x7ff)) + 4
+    }
+
+    #[test]
+    fn numeric_typmods_map_to_decimals() {
+        let pol = ValuePolicy::default();
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, typmod(12, 2), false, &pol),
+            ValueKind::Decimal128 { precision: 12, scale: 2 }
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, typmod(60, 10), false, &pol),
+            ValueKind::Decimal256 { precision: 60, scale: 10 }
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, typmod(3, -2), false, &pol),
+            ValueKind::Decimal128 { precision: 5, scale: 0 }
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, typmod(3, 5), false, &pol),
+            ValueKind::Decimal128 { precision: 5, scale: 5 }
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, typmod(1000, 0), false, &pol),
+            ValueKind::NumericString
+        );
+        assert_eq!(ValueKind::for_type(oid::NUMERIC, -1, false, &pol), ValueKind::NumericString);
+    }
+
+    #[test]
+    fn enums_and_unknown_types_are_text() {
+        let pol = ValuePolicy::default();
+        assert_eq!(ValueKind::for_type(99999, -1, true, &pol), ValueKind::Text);
+        assert_eq!(ValueKind::for_type(oid::INTERVAL, -1, false, &pol), ValueKind::Text);
+    }
+
+    #[test]
+    fn extension_metadata_marks_json_and_uuid() {
+        let f = ValueKind::Uuid.arrow_field("u");
+        assert_eq!(f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str), Some("arrow.uuid"));
+        assert!(ValueKind::Int64.arrow_field("i").metadata().is_empty());
+    }
+}
