@@ -19,7 +19,7 @@ pub use checkpoint::{Checkpoint, SourceIdentity};
 pub use error::{Error, ErrorKind};
 pub use lsn::Lsn;
 pub use meta::{MetaColumns, MetaPreset, Op};
-pub use schema::{Column, ReplicaIdentity, TableName, TableSchema};
+pub use schema::{quote_ident, quote_literal, Column, ReplicaIdentity, TableName, TableSchema};
 pub use types::{
     InfinityPolicy, NumericNanPolicy, UnconstrainedNumeric, UuidRepr, ValueKind, ValuePolicy,
 };

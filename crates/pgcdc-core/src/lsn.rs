@@ -35,7 +35,11 @@ impl FromStr for Lsn {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || Error::invalid(format!("'{s}' is not an LSN (expected the form 16/B374D848)"));
+        let bad = || {
+            Error::invalid(format!(
+                "'{s}' is not an LSN (expected the form 16/B374D848)"
+            ))
+        };
         let (hi, lo) = s.trim().split_once('/').ok_or_else(bad)?;
         let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
         let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;

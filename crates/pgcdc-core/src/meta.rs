@@ -57,6 +57,10 @@ pub struct MetaColumns {
     pub xid: Option<String>,
     /// Commit timestamp on deletes only, NULL otherwise (dlt's hard-delete marker).
     pub deleted_ts: Option<String>,
+    /// Names of the columns whose value is an unchanged TOASTed value that PostgreSQL did
+    /// not send (List<Utf8>; NULL when there are none). Those columns are NULL in the row
+    /// and mean "keep the previous value", not NULL.
+    pub toast_unchanged: String,
 }
 
 impl MetaColumns {
@@ -69,6 +73,7 @@ impl MetaColumns {
                 commit_ts: Some("_pgcdc_commit_ts".into()),
                 xid: Some("_pgcdc_xid".into()),
                 deleted_ts: None,
+                toast_unchanged: TOAST_UNCHANGED.into(),
             },
             MetaPreset::Dlt => MetaColumns {
                 lsn: "lsn".into(),
@@ -76,6 +81,7 @@ impl MetaColumns {
                 commit_ts: None,
                 xid: None,
                 deleted_ts: Some("deleted_ts".into()),
+                toast_unchanged: TOAST_UNCHANGED.into(),
             },
         }
     }
@@ -88,6 +94,9 @@ impl MetaColumns {
                 v.push(n.as_str());
             }
         }
+        v.push(self.toast_unchanged.as_str());
         v
     }
 }
+
+const TOAST_UNCHANGED: &str = "_pgcdc_toast_unchanged";

@@ -38,7 +38,12 @@ pub fn quote_literal(s: &str) -> String {
 
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.name)
+        )
     }
 }
 
@@ -98,7 +103,11 @@ pub struct TableSchema {
 impl TableSchema {
     /// The Arrow schema of changelog rows: source columns, then the metadata columns.
     pub fn arrow_schema(&self, meta: &MetaColumns) -> Schema {
-        let mut fields: Vec<Field> = self.columns.iter().map(|c| c.kind.arrow_field(&c.name)).collect();
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| c.kind.arrow_field(&c.name))
+            .collect();
         fields.push(Field::new(&meta.lsn, DataType::Int64, false));
         if let Some(n) = &meta.op {
             fields.push(Field::new(n, DataType::Utf8, false));
@@ -113,12 +122,21 @@ impl TableSchema {
         if let Some(n) = &meta.deleted_ts {
             fields.push(Field::new(n, ts, true));
         }
+        let item = Field::new("item", DataType::Utf8, true);
+        fields.push(Field::new(
+            &meta.toast_unchanged,
+            DataType::List(item.into()),
+            true,
+        ));
         Schema::new(fields)
     }
 
     /// Names of the replica-identity key columns.
     pub fn key_columns(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().filter(|c| c.key).map(|c| c.name.as_str())
+        self.columns
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| c.name.as_str())
     }
 }
 

@@ -219,7 +219,9 @@ impl ValueKind {
             ValueKind::Date => DataType::Date32,
             ValueKind::Time => DataType::Time64(TimeUnit::Microsecond),
             ValueKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ValueKind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ValueKind::TimestampTz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
             ValueKind::Uuid => DataType::FixedSizeBinary(16),
         }
     }
@@ -282,8 +284,14 @@ fn decimal_kind(p: u32, s: i32) -> Option<ValueKind> {
     let (p, s) = (u8::try_from(p).ok()?, i8::try_from(s).ok()?);
     match p {
         0 => None,
-        1..=38 => Some(ValueKind::Decimal128 { precision: p, scale: s }),
-        39..=76 => Some(ValueKind::Decimal256 { precision: p, scale: s }),
+        1..=38 => Some(ValueKind::Decimal128 {
+            precision: p,
+            scale: s,
+        }),
+        39..=76 => Some(ValueKind::Decimal256 {
+            precision: p,
+            scale: s,
+        }),
         _ => None,
     }
 }
@@ -301,38 +309,59 @@ mod tests {
         let pol = ValuePolicy::default();
         assert_eq!(
             ValueKind::for_type(oid::NUMERIC, typmod(12, 2), false, &pol),
-            ValueKind::Decimal128 { precision: 12, scale: 2 }
+            ValueKind::Decimal128 {
+                precision: 12,
+                scale: 2
+            }
         );
         assert_eq!(
             ValueKind::for_type(oid::NUMERIC, typmod(60, 10), false, &pol),
-            ValueKind::Decimal256 { precision: 60, scale: 10 }
+            ValueKind::Decimal256 {
+                precision: 60,
+                scale: 10
+            }
         );
         assert_eq!(
             ValueKind::for_type(oid::NUMERIC, typmod(3, -2), false, &pol),
-            ValueKind::Decimal128 { precision: 5, scale: 0 }
+            ValueKind::Decimal128 {
+                precision: 5,
+                scale: 0
+            }
         );
         assert_eq!(
             ValueKind::for_type(oid::NUMERIC, typmod(3, 5), false, &pol),
-            ValueKind::Decimal128 { precision: 5, scale: 5 }
+            ValueKind::Decimal128 {
+                precision: 5,
+                scale: 5
+            }
         );
         assert_eq!(
             ValueKind::for_type(oid::NUMERIC, typmod(1000, 0), false, &pol),
             ValueKind::NumericString
         );
-        assert_eq!(ValueKind::for_type(oid::NUMERIC, -1, false, &pol), ValueKind::NumericString);
+        assert_eq!(
+            ValueKind::for_type(oid::NUMERIC, -1, false, &pol),
+            ValueKind::NumericString
+        );
     }
 
     #[test]
     fn enums_and_unknown_types_are_text() {
         let pol = ValuePolicy::default();
         assert_eq!(ValueKind::for_type(99999, -1, true, &pol), ValueKind::Text);
-        assert_eq!(ValueKind::for_type(oid::INTERVAL, -1, false, &pol), ValueKind::Text);
+        assert_eq!(
+            ValueKind::for_type(oid::INTERVAL, -1, false, &pol),
+            ValueKind::Text
+        );
     }
 
     #[test]
     fn extension_metadata_marks_json_and_uuid() {
         let f = ValueKind::Uuid.arrow_field("u");
-        assert_eq!(f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str), Some("arrow.uuid"));
+        assert_eq!(
+            f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str),
+            Some("arrow.uuid")
+        );
         assert!(ValueKind::Int64.arrow_field("i").metadata().is_empty());
     }
 }

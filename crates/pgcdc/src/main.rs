@@ -1,1 +1,131 @@
-fn main(){}
+//! The `pgcdc` binary: parses flags, loads the configuration, dispatches to a command.
+//! All the work happens in the library crates and in [`commands`].
+
+mod batch;
+mod commands;
+mod config;
+mod dlt;
+mod pipeline;
+mod streamed;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Change data capture from PostgreSQL into analytics storage, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "pgcdc", version, about)]
+struct Cli {
+    /// Configuration file (default: ./pgcdc.toml, else dlt's .dlt/config.toml + secrets.toml).
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Override a setting, e.g. --set source.slot=orders_cdc (repeatable; beats files and env).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    sets: Vec<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create (or extend) the publication and the replication slot, and the destination checkpoint.
+    Init {
+        /// Do not copy the tables' existing rows (changes only, from now on).
+        #[arg(long)]
+        no_snapshot: bool,
+        /// Drop and recreate slot and publication, and start the destination checkpoint afresh.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Replicate what is new since the last run (up to the WAL end at start), then stop.
+    Run {
+        /// Keep streaming until interrupted (SIGINT/SIGTERM end cleanly).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Show the slot, its lag and retained WAL, the checkpoint, and the published tables.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the replication slot and the publication (the destination's data stays).
+    Drop {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "pgcdc=info,pgcdc_source=info,pgcdc_sink=info,warn",
+        1 => "pgcdc=debug,pgcdc_source=debug,pgcdc_sink=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let opts = config::LoadOptions {
+        path: cli.config.clone(),
+        sets: cli.sets.clone(),
+        dir,
+    };
+    let cfg = match config::Config::load(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(&cfg, cli.command));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let secrets: Vec<String> = cfg
+                .source
+                .pg
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .into_iter()
+                .collect();
+            eprintln!("error: {}", config::redact(&format!("{e:#}"), &secrets));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The commands: `init`, `run`, `status`, `drop`. Each is glue over the library crates;
+//! output for people goes to stdout, logs to stderr.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use pgcdc_core::{Checkpoint, SourceIdentity};
+use pgcdc_sink::files::FilesDestination;
+use pgcdc_sink::Destination;
+use pgcdc_source::connect::{connect_sql, describe};
+use pgcdc_source::setup::{self, SetupSpec};
+use pgcdc_source::wire::ReplicationConnection;
+
+use crate::config::Config;
+use crate::pipeline::{self, RunOptions, RunSummary};
+use crate::Command;
+
+/// Runs one command.
+pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Init { no_snapshot, reset } => init(cfg, no_snapshot, reset).await,
+        Command::Run { follow } => run(cfg, follow).await,
+        Command::Status { json } => status(cfg, json).await,
+        Command::Drop { yes } => drop_all(cfg, yes).await,
+    }
+}
+
+fn destination(cfg: &Config) -> Result<FilesDestination> {
+    Ok(FilesDestination::new(cfg.destination.clone())?)
+}
+
+fn spec(cfg: &Config) -> SetupSpec {
+    let p = cfg.source.publish;
+    SetupSpec {
+        slot: cfg.source.slot.clone(),
+        publication: cfg.source.publication.clone(),
+        schema: cfg.source.schema.clone(),
+        tables: cfg.source.tables.clone(),
+        publish: p.as_option(),
+        needs_identity: p.update || p.delete,
+    }
+}
+
+async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> {
+    let sql = connect_sql(&cfg.source.pg).await?;
+    let spec = spec(cfg);
+    let slot = &cfg.source.slot;
+    if reset {
+        let (s, p) = setup::drop_all(&sql, slot, &cfg.source.publication).await?;
+        tracing::info!(dropped_slot = s, dropped_publication = p, "reset");
+    }
+    let existing = setup::slot_info(&sql, slot).await?;
+    let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
+    let added = setup::ensure_publication(&sql, &spec, &info).await?;
+    let mut repl = ReplicationConnection::connect(&cfg.source.pg)
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    let system = repl
+        .identify_system()
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    let (lsn, created) = match &existing {
+        Some(s) => {
+            setup::check_slot(slot, s, &info.database)?;
+            (s.confirmed_flush_lsn.unwrap_or_default(), false)
+        }
+        None => (setup::create_slot(&mut repl, slot).await?, true),
+    };
+    repl.close().await.ok();
+    let mut dest = destination(cfg)?;
+    let checkpoint = Checkpoint {
+        lsn,
+        source: SourceIdentity {
+            system_identifier: system.system_id.clone(),
+            database: info.database.clone(),
+            slot: slot.clone(),
+        },
+        committed_at: chrono::Utc::now().to_rfc3339(),
+        extra: Default::default(),
+    };
+    let wrote = dest.initialize(&checkpoint, reset || created).await?;
+    if !wrote {
+        if let Some(c) = dest.read_committed().await? {
+            if c.checkpoint.source != checkpoint.source {
+                bail!(
+                    "the destination {} already holds data of another source (system {}, database {}, slot {}); use another destination.dataset, or `pgcdc init --reset`",
+                    dest.describe(),
+                    c.checkpoint.source.system_identifier,
+                    c.checkpoint.source.database,
+                    c.checkpoint.source.slot
+                );
+            }
+        }
+    }
+    println!("source       {}", describe(&cfg.source.pg));
+    println!(
+        "publication  {} ({}){}",
+        cfg.source.publication,
+        spec.publish,
+        if added.is_empty() {
+            String::new()
+        } else {
+            format!(", added: {}", added.join(", "))
+        }
+    );
+    println!(
+        "slot         {slot} {} at {lsn}",
+        if created { "created" } else { "exists" }
+    );
+    println!(
+        "destination  {} — checkpoint {}",
+        dest.describe(),
+        if wrote { "written" } else { "kept" }
+    );
+    if !no_snapshot && (created || !added.is_empty()) {
+        println!("snapshot     not taken: initial snapshots are not implemented yet; rows that existed before now are not copied");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_signal_handler(Arc::clone(&stop));
+    let mut dest = destination(cfg)?;
+    let summary = pipeline::run(cfg, &mut dest, RunOptions { follow, stop }).await?;
+    print_summary(cfg, &summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_signal_handler(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stopping at the next transaction boundary");
+        stop.store(true, Ordering::SeqCst);
+    });
+}
+
+fn print_summary(cfg: &Config, s: &RunSummary) {
+    let changes = s.changes();
+    let rate = if s.seconds > 0.0 {
+        changes as f64 / s.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "replicated {changes} changes in {} transactions ({} commits) from {} to {} in {:.2}s ({rate:.0} changes/s)",
+        s.transactions, s.batches, s.start_lsn, s.end_lsn, s.seconds
+    );
+    if s.tables.is_empty() {
+        return;
+    }
+    println!(
+        "{:<32} {:>10} {:>10} {:>10} {:>9}",
+        "table", "inserts", "updates", "deletes", "truncates"
+    );
+    for (name, t) in &s.tables {
+        println!(
+            "{name:<32} {:>10} {:>10} {:>10} {:>9}",
+            t.insert, t.update, t.delete, t.truncate
+        );
+    }
+    println!("landed in {}", cfg.destination.url);
+}
+
+async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
+    let sql = connect_sql(&cfg.source.pg).await?;
+    let slot = setup::slot_info(&sql, &cfg.source.slot).await?;
+    let tables = setup::published_tables(&sql, &cfg.source.publication).await?;
+    let mut dest = destination(cfg)?;
+    let committed = dest.read_committed().await?;
+    let value = serde_json::json!({
+        "source": describe(&cfg.source.pg),
+        "slot": slot.as_ref().map(|s| serde_json::json!({
+            "name": cfg.source.slot,
+            "active": s.active,
+            "active_pid": s.active_pid,
+            "confirmed_flush_lsn": s.confirmed_flush_lsn.map(|l| l.to_string()),
+            "restart_lsn": s.restart_lsn.map(|l| l.to_string()),
+            "wal_status": s.wal_status,
+            "lag_bytes": s.lag_bytes,
+            "retained_wal_bytes": s.retained_bytes,
+        })),
+        "publication": { "name": cfg.source.publication, "tables": tables.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>() },
+        "checkpoint": committed.as_ref().map(|c| serde_json::json!({
+            "lsn": c.checkpoint.lsn.to_string(),
+            "committed_at": c.checkpoint.committed_at,
+            "destination": dest.describe(),
+        })),
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("source        {}", describe(&cfg.source.pg));
+        match &slot {
+            None => println!(
+                "slot          {} does not exist (run `pgcdc init`)",
+                cfg.source.slot
+            ),
+            Some(s) => {
+                println!(
+                    "slot          {} ({}), wal_status {}",
+                    cfg.source.slot,
+                    if s.active { "active" } else { "inactive" },
+                    s.wal_status.as_deref().unwrap_or("n/a")
+                );
+                println!(
+                    "confirmed     {}  lag {} bytes, retained WAL {} bytes",
+                    s.confirmed_flush_lsn
+                        .map(|l| l.to_string())
+                        .unwrap_or_default(),
+                    s.lag_bytes.unwrap_or(0),
+                    s.retained_bytes.unwrap_or(0)
+                );
+            }
+        }
+        match &committed {
+            None => println!("checkpoint    none in {}", dest.describe()),
+            Some(c) => println!(
+                "checkpoint    {} at {} in {}",
+                c.checkpoint.lsn,
+                c.checkpoint.committed_at,
+                dest.describe()
+            ),
+        }
+        println!(
+            "publication   {}: {}",
+            cfg.source.publication,
+            if tables.is_empty() {
+                "no tables".to_string()
+            } else {
+                tables
+                    .iter()
+                    .map(|(s, t)| format!("{s}.{t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn drop_all(cfg: &Config, yes: bool) -> Result<ExitCode> {
+    if !yes {
+        bail!(
+            "this drops replication slot {} and publication {}; changes made until a new `pgcdc init` will not be captured. Rerun with --yes to confirm",
+            cfg.source.slot,
+            cfg.source.publication
+        );
+    }
+    let sql = connect_sql(&cfg.source.pg).await?;
+    let (slot, publication) =
+        setup::drop_all(&sql, &cfg.source.slot, &cfg.source.publication).await?;
+    println!(
+        "slot         {} {}",
+        cfg.source.slot,
+        if slot { "dropped" } else { "did not exist" }
+    );
+    println!(
+        "publication  {} {}",
+        cfg.source.publication,
+        if publication {
+            "dropped"
+        } else {
+            "did not exist"
+        }
+    );
+    println!("the data in {} is kept", cfg.destination.url);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,551 @@
+//! Configuration: one [`Config`] type, built in two stages.
+//!
+//! Stage one gathers a raw TOML document in layers — defaults < `pgcdc.toml` (or, when
+//! there is none, dlt's `.dlt/config.toml` + `.dlt/secrets.toml`, translated) <
+//! environment (`PGCDC__SECTION__KEY`, dlt's `SOURCES__PG_REPLICATION__CREDENTIALS`,
+//! libpq's `PG*` for parts the URL leaves out) < `--set section.key=value` flags — and
+//! deserialises it strictly: an unknown key is an error that names it. Stage two
+//! validates the raw values into the runtime [`Config`] (parsed connection settings,
+//! checked names), so the rest of the program never sees an unchecked value.
+//!
+//! Secrets: the password is only ever held inside [`tokio_postgres::Config`], whose
+//! `Debug` redacts it; messages built here go through [`redact`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use pgcdc_core::{MetaColumns, MetaPreset, ValuePolicy};
+use pgcdc_sink::files::{FileFormat, FilesConfig};
+
+/// The raw document, as written by users. Field docs are the reference for `pgcdc.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    source: RawSource,
+    destination: RawDestination,
+    batch: RawBatch,
+    types: ValuePolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSource {
+    url: Option<String>,
+    slot: String,
+    publication: String,
+    schema: String,
+    tables: Option<Vec<String>>,
+    publish: String,
+    include_columns: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource {
+            url: None,
+            slot: "pgcdc".into(),
+            publication: "pgcdc".into(),
+            schema: "public".into(),
+            tables: None,
+            publish: "insert, update, delete, truncate".into(),
+            include_columns: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDestination {
+    url: String,
+    format: FileFormat,
+    dataset: String,
+    compression: bool,
+    naming: MetaPreset,
+    max_file_mb: usize,
+}
+
+impl Default for RawDestination {
+    fn default() -> Self {
+        RawDestination {
+            url: "./lake".into(),
+            format: FileFormat::Parquet,
+            dataset: "pgcdc".into(),
+            compression: true,
+            naming: MetaPreset::Pgcdc,
+            max_file_mb: 256,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBatch {
+    max_rows: usize,
+    max_mb: usize,
+    flush_interval_ms: u64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        RawBatch {
+            max_rows: 500_000,
+            max_mb: 64,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+/// Which operations the publication publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    /// INSERT
+    pub insert: bool,
+    /// UPDATE
+    pub update: bool,
+    /// DELETE
+    pub delete: bool,
+    /// TRUNCATE
+    pub truncate: bool,
+}
+
+impl Publish {
+    fn parse(s: &str) -> Result<Publish> {
+        let mut p = Publish {
+            insert: false,
+            update: false,
+            delete: false,
+            truncate: false,
+        };
+        for op in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match op.to_ascii_lowercase().as_str() {
+                "insert" => p.insert = true,
+                "update" => p.update = true,
+                "delete" => p.delete = true,
+                "truncate" => p.truncate = true,
+                other => bail!(
+                    "source.publish: '{other}' is not an operation; use a comma-separated list of insert, update, delete, truncate"
+                ),
+            }
+        }
+        if !(p.insert || p.update || p.delete || p.truncate) {
+            bail!("source.publish is empty; list at least one of insert, update, delete, truncate");
+        }
+        Ok(p)
+    }
+
+    /// The `publish = '...'` option value.
+    pub fn as_option(&self) -> String {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.insert, "insert"),
+            (self.update, "update"),
+            (self.delete, "delete"),
+            (self.truncate, "truncate"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        v.join(", ")
+    }
+}
+
+/// Where and what to read.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Connection settings (password redacted in Debug).
+    pub pg: tokio_postgres::Config,
+    /// Replication slot name (lowercase letters, digits, underscore).
+    pub slot: String,
+    /// Publication name.
+    pub publication: String,
+    /// Schema of the tables.
+    pub schema: String,
+    /// Tables to publish; None = the whole schema.
+    pub tables: Option<Vec<String>>,
+    /// Published operations.
+    pub publish: Publish,
+    /// Per-table column allow-lists.
+    pub include_columns: BTreeMap<String, Vec<String>>,
+}
+
+/// Batching of the run loop.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// A batch is committed at the first transaction end after this many rows.
+    pub max_rows: usize,
+    /// ... or after this many bytes of buffered Arrow data (also the memory bound).
+    pub max_bytes: usize,
+    /// In `--follow` mode, commit at least this often when data is waiting.
+    pub flush_interval: Duration,
+}
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The source database.
+    pub source: SourceConfig,
+    /// The files destination.
+    pub destination: FilesConfig,
+    /// Metadata column names.
+    pub meta: MetaColumns,
+    /// Batching.
+    pub batch: BatchConfig,
+    /// Value policies.
+    pub types: ValuePolicy,
+    /// Where the configuration came from, for messages.
+    pub origin: String,
+}
+
+/// How to find the configuration.
+pub struct LoadOptions {
+    /// `--config` path.
+    pub path: Option<PathBuf>,
+    /// `--set key=value` overrides.
+    pub sets: Vec<String>,
+    /// Directory to look for `pgcdc.toml` / `.dlt/` in.
+    pub dir: PathBuf,
+}
+
+impl Config {
+    /// Loads and validates the configuration from all layers.
+    pub fn load(opts: &LoadOptions) -> Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let (mut doc, origin) = base_document(opts)?;
+        apply_env(&mut doc, &env)?;
+        for set in &opts.sets {
+            let (key, value) = set
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set '{set}': expected section.key=value"))?;
+            let path: Vec<String> = key.trim().split('.').map(str::to_string).collect();
+            set_path(&mut doc, &path, parse_value(value))
+                .with_context(|| format!("--set {key}"))?;
+        }
+        let raw: RawConfig = Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("configuration ({origin}): {}", e.message()))?;
+        validate(raw, &env, origin)
+    }
+}
+
+/// The file layer: `pgcdc.toml`, or dlt's files translated.
+fn base_document(opts: &LoadOptions) -> Result<(Table, String)> {
+    let explicit = opts.path.clone();
+    let default = opts.dir.join("pgcdc.toml");
+    let path = match explicit {
+        Some(p) => Some(p),
+        None if default.exists() => Some(default),
+        None => None,
+    };
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let doc: Table =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+        return Ok((doc, path.display().to_string()));
+    }
+    let dlt = opts.dir.join(".dlt");
+    if dlt.join("config.toml").exists() || dlt.join("secrets.toml").exists() {
+        return Ok((
+            crate::dlt::translate(&dlt)?,
+            format!("{} (dlt layout)", dlt.display()),
+        ));
+    }
+    Ok((Table::new(), "defaults and environment".into()))
+}
+
+/// A TOML value from an environment string: TOML syntax if it parses, else a string.
+fn parse_value(s: &str) -> Value {
+    let wrapped = format!("v = {s}");
+    match toml::from_str::<Table>(&wrapped) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(s.into())),
+        Err(_) => Value::String(s.into()),
+    }
+}
+
+/// Sets `path` (e.g. `["source","url"]`) in `doc`, creating tables on the way.
+pub(crate) fn set_path(doc: &mut Table, path: &[String], value: Value) -> Result<()> {
+    let Some((last, parents)) = path.split_last() else {
+        bail!("empty key")
+    };
+    let mut cur = doc;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("'{p}' is a value, not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+/// `PGCDC__SECTION__KEY` and dlt's credential variables.
+fn apply_env(doc: &mut Table, env: &[(String, String)]) -> Result<()> {
+    for (k, v) in env {
+        if let Some(rest) = k.strip_prefix("PGCDC__") {
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            set_path(doc, &path, parse_value(v))
+                .with_context(|| format!("environment variable {k}"))?;
+        }
+    }
+    let dlt_url = env
+        .iter()
+        .find(|(k, _)| k == "SOURCES__PG_REPLICATION__CREDENTIALS")
+        .map(|(_, v)| v.clone());
+    let has_pgcdc_url = env.iter().any(|(k, _)| k == "PGCDC__SOURCE__URL");
+    if let (Some(url), false) = (dlt_url, has_pgcdc_url) {
+        set_path(doc, &["source".into(), "url".into()], Value::String(url))?;
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<Config> {
+    let s = raw.source;
+    let pg = connection_config(s.url.as_deref(), env)?;
+    validate_slot_name(&s.slot)?;
+    for (what, v) in [
+        ("source.publication", &s.publication),
+        ("source.schema", &s.schema),
+    ] {
+        if v.is_empty() {
+            bail!("{what} must not be empty");
+        }
+    }
+    if let Some(tables) = &s.tables {
+        if tables.is_empty() {
+            bail!("source.tables is an empty list; list tables, or leave it out to publish the whole schema");
+        }
+    }
+    for (t, cols) in &s.include_columns {
+        if cols.is_empty() {
+            bail!("source.include_columns.{t} is empty; list at least the key columns");
+        }
+    }
+    let d = raw.destination;
+    if d.dataset.is_empty() || d.dataset.contains('/') || d.dataset.starts_with('.') {
+        bail!(
+            "destination.dataset '{}' must be a plain folder name",
+            d.dataset
+        );
+    }
+    if raw.batch.max_rows == 0 || raw.batch.max_mb == 0 {
+        bail!("batch.max_rows and batch.max_mb must be at least 1");
+    }
+    let mut files = FilesConfig::new(d.url, d.dataset);
+    files.format = d.format;
+    files.compress = d.compression;
+    files.max_file_bytes = d.max_file_mb.max(1) << 20;
+    Ok(Config {
+        source: SourceConfig {
+            pg,
+            slot: s.slot,
+            publication: s.publication,
+            schema: s.schema,
+            tables: s.tables,
+            publish: Publish::parse(&s.publish)?,
+            include_columns: s.include_columns,
+        },
+        destination: files,
+        meta: MetaColumns::preset(d.naming),
+        batch: BatchConfig {
+            max_rows: raw.batch.max_rows,
+            max_bytes: raw.batch.max_mb << 20,
+            flush_interval: Duration::from_millis(raw.batch.flush_interval_ms.max(10)),
+        },
+        types: raw.types,
+        origin,
+    })
+}
+
+/// Slot names are restricted by PostgreSQL to lowercase letters, digits and underscores.
+fn validate_slot_name(slot: &str) -> Result<()> {
+    let ok = !slot.is_empty()
+        && slot.len() <= 63
+        && slot
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        bail!(
+            "source.slot '{slot}' is not a valid replication slot name: use 1-63 lowercase letters, digits and underscores"
+        );
+    }
+    Ok(())
+}
+
+/// Parses the connection URL (or key=value string) and fills gaps from libpq's `PG*` variables.
+fn connection_config(
+    url: Option<&str>,
+    env: &[(String, String)],
+) -> Result<tokio_postgres::Config> {
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let mut cfg = match url {
+        Some(u) => tokio_postgres::Config::from_str(u).map_err(|e| {
+            let secrets = password_of(u).into_iter().collect::<Vec<_>>();
+            anyhow!(
+                "source.url is not a valid PostgreSQL URL (postgresql://user:password@host:port/db) or key=value string: {}",
+                redact(&e.to_string(), &secrets)
+            )
+        })?,
+        None => tokio_postgres::Config::new(),
+    };
+    if cfg.get_hosts().is_empty() {
+        cfg.host(get("PGHOST").unwrap_or("localhost"));
+    }
+    if cfg.get_ports().is_empty() {
+        if let Some(p) = get("PGPORT") {
+            cfg.port(
+                p.parse()
+                    .map_err(|_| anyhow!("PGPORT '{p}' is not a port number"))?,
+            );
+        }
+    }
+    if cfg.get_user().is_none() {
+        let user = get("PGUSER")
+            .map(str::to_string)
+            .or_else(|| get("USER").map(str::to_string));
+        cfg.user(user.unwrap_or_else(|| "postgres".into()));
+    }
+    if cfg.get_password().is_none() {
+        if let Some(p) = get("PGPASSWORD") {
+            cfg.password(p);
+        }
+    }
+    if cfg.get_dbname().is_none() {
+        let db = get("PGDATABASE")
+            .map(str::to_string)
+            .or_else(|| cfg.get_user().map(str::to_string));
+        if let Some(db) = db {
+            cfg.dbname(db);
+        }
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("pgcdc");
+    }
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(10));
+    }
+    Ok(cfg)
+}
+
+/// The password embedded in a URL, if any (to redact it from messages).
+pub fn password_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let p = parsed.password()?;
+    let decoded = percent_encoding::percent_decode_str(p)
+        .decode_utf8()
+        .ok()?
+        .to_string();
+    Some(decoded)
+}
+
+/// Replaces every occurrence of each secret in `text` with `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let mut doc: Table = toml::from_str(toml_text)?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        apply_env(&mut doc, &env)?;
+        let raw: RawConfig = Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("{}", e.message()))?;
+        validate(raw, &env, "test".into())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load_str("[source]\nslott = 'x'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("slott"), "{err}");
+        let err = load_str("[sauce]\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("sauce"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_password_never_shows() {
+        let c = load_str(
+            "[source]\nurl = 'postgresql://u:filepw@h:1/db'\n",
+            &[
+                (
+                    "PGCDC__SOURCE__URL",
+                    "postgresql://u:s3cr%40t@envhost:5433/db2",
+                ),
+                ("PGCDC__BATCH__MAX_ROWS", "7"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            pgcdc_source::connect::describe(&c.source.pg),
+            "u@envhost:5433/db2"
+        );
+        assert_eq!(c.batch.max_rows, 7);
+        assert_eq!(c.source.pg.get_password(), Some(&b"s3cr@t"[..]));
+        assert!(!format!("{c:?}").contains("s3cr@t"));
+    }
+
+    #[test]
+    fn dlt_credentials_env_sets_the_url() {
+        let c = load_str(
+            "",
+            &[(
+                "SOURCES__PG_REPLICATION__CREDENTIALS",
+                "postgresql://a@b:7/c",
+            )],
+        )
+        .unwrap();
+        assert_eq!(pgcdc_source::connect::describe(&c.source.pg), "a@b:7/c");
+    }
+
+    #[test]
+    fn bad_names_and_ops_are_explained() {
+        let e = load_str("[source]\nslot = 'My-Slot'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lowercase"), "{e}");
+        let e = load_str("[source]\npublish = 'insert, upsert'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("upsert"), "{e}");
+        let e = load_str(
+            "[source]\nurl = 'postgresql://u:hunter22@h:notaport/db'\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("hunter22"), "{e}");
+    }
+
+    #[test]
+    fn env_values_parse_as_toml_when_they_can() {
+        assert_eq!(
+            parse_value("[\"a\", \"b\"]").as_array().map(|a| a.len()),
+            Some(2)
+        );
+        assert_eq!(
+            parse_value("postgresql://x").as_str(),
+            Some("postgresql://x")
+        );
+        assert_eq!(parse_value("true").as_bool(), Some(true));
+    }
+}

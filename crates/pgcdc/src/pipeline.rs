@@ -1,0 +1,766 @@
+//! The run loop (DESIGN.md, "Data flow"): checkpoint → stream → decode → batch → commit →
+//! confirm.
+//!
+//! One [`Session`] is one replication connection. Rows are appended to per-table Arrow
+//! buffers; buffers spill to the destination as uncommitted writes when they grow past
+//! the batch byte budget (so memory stays bounded even inside a huge transaction);
+//! [`Destination::commit`] is called only *between* transactions, with the end LSN of the
+//! last complete one; only after it returns is that LSN reported to PostgreSQL as flushed.
+//! A crash anywhere therefore leaves the destination at a committed checkpoint, and the
+//! next run streams again from there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use pgcdc_core::{Checkpoint, Lsn, Op, SourceIdentity, TableName, TableSchema};
+use pgcdc_sink::Destination;
+use pgcdc_source::catalog::{Catalog, Projection, RelColumn};
+use pgcdc_source::pgoutput::{self, DecodeOptions, Frame, Message, TupleData, TupleValue};
+use pgcdc_source::setup;
+use pgcdc_source::wire::{ReplicationConnection, ReplicationStream};
+
+use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
+use crate::config::Config;
+use crate::streamed::{self, Piece, Streamed};
+
+/// Counts of what landed per table.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TableStats {
+    /// Inserted rows.
+    pub insert: u64,
+    /// Updated rows.
+    pub update: u64,
+    /// Deleted rows.
+    pub delete: u64,
+    /// Truncates.
+    pub truncate: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RunSummary {
+    /// Per destination table.
+    pub tables: BTreeMap<String, TableStats>,
+    /// Transactions committed to the destination.
+    pub transactions: u64,
+    /// Destination commits.
+    pub batches: u64,
+    /// Checkpoint before the run.
+    pub start_lsn: Lsn,
+    /// Checkpoint after the run.
+    pub end_lsn: Lsn,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl RunSummary {
+    /// Total changes.
+    pub fn changes(&self) -> u64 {
+        self.tables
+            .values()
+            .map(|t| t.insert + t.update + t.delete + t.truncate)
+            .sum()
+    }
+}
+
+/// How a run ends.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Keep streaming (`--follow`) instead of stopping at the WAL end read at start.
+    pub follow: bool,
+    /// Set by a signal handler: finish the current transaction, commit, stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+struct Rel {
+    projection: Arc<Projection>,
+    schema: Arc<TableSchema>,
+}
+
+struct Tx {
+    xid: u32,
+    commit_ts: i64,
+}
+
+/// One streaming session against the slot.
+struct Session<'a> {
+    cfg: &'a Config,
+    dest: &'a mut dyn Destination,
+    sql: &'a tokio_postgres::Client,
+    catalog: Catalog,
+    relations: HashMap<u32, Rel>,
+    buffers: BTreeMap<String, TableBuffer>,
+    checkpoint: Checkpoint,
+    /// End LSN of the last complete transaction not yet committed.
+    pending: Option<Lsn>,
+    /// Highest position known to be fully processed while no transaction is open.
+    idle_position: Lsn,
+    tx: Option<Tx>,
+    batch_rows: usize,
+    buffered_bytes: usize,
+    first_pending_at: Option<Instant>,
+    summary: &'a mut RunSummary,
+    received: Lsn,
+    streamed: Streamed,
+    /// Top-level xid of the current Stream Start … Stream Stop block.
+    stream_xid: Option<u32>,
+}
+
+/// Runs the pipeline: one mini-batch (default) or continuously (`follow`).
+pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let sql = pgcdc_source::connect::connect_sql(&cfg.source.pg).await?;
+    let mut summary = RunSummary::default();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let result = session(cfg, dest, &sql, &opts, &mut summary).await;
+        match result {
+            Ok(()) => break,
+            Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "replication interrupted; reconnecting");
+                dest.rollback()
+                    .await
+                    .context("discarding uncommitted writes")?;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                // Leave nothing half-written behind; the next run replays from the checkpoint.
+                if let Err(r) = dest.rollback().await {
+                    tracing::warn!(error = %r, "could not discard uncommitted writes; the next run will");
+                }
+                return Err(e);
+            }
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(s) = c.downcast_ref::<pgcdc_source::Error>() {
+            return s.kind().is_transient();
+        }
+        if let Some(s) = c.downcast_ref::<pgcdc_sink::Error>() {
+            return s.kind() == pgcdc_sink::ErrorKind::Unavailable;
+        }
+        c.downcast_ref::<std::io::Error>().is_some()
+    })
+}
+
+/// The protocol version and options for this server.
+fn stream_options(version: u32, publication: &str) -> (u32, Vec<(&'static str, String)>) {
+    let proto = match version {
+        v if v >= 160000 => 4,
+        v if v >= 150000 => 3,
+        v if v >= 140000 => 2,
+        _ => 1,
+    };
+    let mut opts = vec![
+        ("proto_version", proto.to_string()),
+        ("publication_names", pgcdc_core::quote_ident(publication)),
+    ];
+    if version >= 140000 {
+        opts.push(("messages", "true".into()));
+        // Large in-progress transactions arrive in pieces: memory stays bounded.
+        opts.push(("streaming", "on".into()));
+    }
+    (proto, opts)
+}
+
+async fn session(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    opts: &RunOptions,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let slot = &cfg.source.slot;
+    // Read-only first: the destination is cleaned up only once we hold the slot.
+    let committed = dest.read_committed().await?.ok_or_else(|| {
+        anyhow!(
+            "the destination {} has no checkpoint; run `pgcdc init` first",
+            dest.describe()
+        )
+    })?;
+    let mut repl = ReplicationConnection::connect(&cfg.source.pg)
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    let system = repl
+        .identify_system()
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    check_identity(&committed.checkpoint.source, &system.system_id, slot)?;
+    let info = setup::slot_info(sql, slot)
+        .await?
+        .ok_or_else(|| anyhow!("replication slot {slot} does not exist; run `pgcdc init` (or `pgcdc init --reset` if it was dropped)"))?;
+    setup::check_slot(slot, &info, &committed.checkpoint.source.database)?;
+    let start = committed.checkpoint.lsn;
+    if let Some(confirmed) = info.confirmed_flush_lsn {
+        if confirmed > start {
+            bail!(
+                "slot {slot} was advanced to {confirmed} by someone else, past this destination's checkpoint {start}: the changes in between are not in the destination. Recover with `pgcdc init --reset` (re-snapshot), or point destination.url at the data that matches this slot"
+            );
+        }
+    }
+    let end = if opts.follow {
+        None
+    } else {
+        Some(setup::current_wal_lsn(sql).await?)
+    };
+    if summary.start_lsn == Lsn::ZERO {
+        summary.start_lsn = start;
+        summary.end_lsn = start;
+    }
+    if end.is_some_and(|e| e <= start) {
+        tracing::info!(%start, "nothing new to replicate");
+        return Ok(());
+    }
+    let version = repl.server_version_num().unwrap_or(0);
+    let (proto, options) = stream_options(version, &cfg.source.publication);
+    let options_ref: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut stream = repl
+        .start_replication(slot, start, &options_ref)
+        .await
+        .map_err(|e| explain_start_error(e, slot, &cfg.source.publication))?;
+    // Now the slot is ours: remove leftovers of an interrupted run.
+    let reopened = dest
+        .open()
+        .await?
+        .ok_or_else(|| anyhow!("the destination checkpoint disappeared"))?;
+    if reopened.checkpoint.lsn != start {
+        bail!("the destination checkpoint changed while starting ({start} → {}); is another pgcdc writing to it?", reopened.checkpoint.lsn);
+    }
+    stream
+        .send_status(start, start, start, false)
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    tracing::info!(slot = %slot, %start, end = ?end.map(|e| e.to_string()), proto, "streaming");
+    let mut s = Session {
+        cfg,
+        dest,
+        sql,
+        catalog: Catalog::new(cfg.types),
+        relations: HashMap::new(),
+        buffers: BTreeMap::new(),
+        checkpoint: reopened.checkpoint,
+        pending: None,
+        idle_position: start,
+        tx: None,
+        batch_rows: 0,
+        buffered_bytes: 0,
+        first_pending_at: None,
+        summary,
+        received: start,
+        streamed: Streamed::new(cfg.meta.clone()),
+        stream_xid: None,
+    };
+    let decode = DecodeOptions {
+        protocol_version: proto,
+        streaming_parallel: false,
+    };
+    let result = s.stream_loop(&mut stream, end, opts, &decode).await;
+    match result {
+        Ok(()) => {
+            stream
+                .finish()
+                .await
+                .map_err(pgcdc_source::Error::from)
+                .ok();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn check_identity(stored: &SourceIdentity, system_id: &str, slot: &str) -> Result<()> {
+    if stored.system_identifier != system_id {
+        bail!(
+            "the destination holds data of PostgreSQL system {} but source.url points at system {system_id}; use the matching destination, or `pgcdc init --reset` to start over",
+            stored.system_identifier
+        );
+    }
+    if stored.slot != slot {
+        bail!(
+            "the destination was initialised for slot {} but source.slot is {slot}; use the matching destination, or `pgcdc init --reset`",
+            stored.slot
+        );
+    }
+    Ok(())
+}
+
+fn explain_start_error(
+    e: pgcdc_source::wire::WireError,
+    slot: &str,
+    publication: &str,
+) -> anyhow::Error {
+    let text = e.to_string();
+    let err = pgcdc_source::Error::from(e);
+    if text.contains("is active for PID") {
+        return anyhow!("slot {slot} is in use by another connection (another pgcdc run?): {text}");
+    }
+    if text.contains("publication") && text.contains("does not exist") {
+        return anyhow!("publication {publication} does not exist; run `pgcdc init`: {text}");
+    }
+    anyhow::Error::new(err).context(format!("starting replication from slot {slot}"))
+}
+
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+const IDLE_PROBE: Duration = Duration::from_millis(500);
+
+impl Session<'_> {
+    async fn stream_loop(
+        &mut self,
+        stream: &mut ReplicationStream,
+        end: Option<Lsn>,
+        opts: &RunOptions,
+        decode: &DecodeOptions,
+    ) -> Result<()> {
+        let mut decoder = pgoutput::Decoder::new(*decode);
+        let mut last_status = Instant::now();
+        let mut stop_requested_at: Option<Instant> = None;
+        loop {
+            let stopping = opts.stop.load(Ordering::SeqCst);
+            if stopping && stop_requested_at.is_none() {
+                stop_requested_at = Some(Instant::now());
+            }
+            if stopping && self.tx.is_none() {
+                self.commit(stream, false).await?;
+                return Ok(());
+            }
+            if stop_requested_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
+                bail!("stopped by signal inside a long transaction; its changes will be replayed by the next run");
+            }
+            if self.tx.is_none()
+                && self
+                    .first_pending_at
+                    .is_some_and(|t| t.elapsed() >= self.cfg.batch.flush_interval)
+                && opts.follow
+            {
+                self.commit(stream, true).await?;
+            }
+            if last_status.elapsed() >= STATUS_INTERVAL {
+                self.send_status(stream, false).await?;
+                last_status = Instant::now();
+            }
+            let msg = match tokio::time::timeout(IDLE_PROBE, stream.next_message()).await {
+                Err(_) => {
+                    // Quiet: ask the server where it is; its keepalive ends a caught-up batch.
+                    self.send_status(stream, true).await?;
+                    last_status = Instant::now();
+                    continue;
+                }
+                Ok(m) => m.map_err(pgcdc_source::Error::from)?,
+            };
+            let Some(bytes) = msg else {
+                bail!("the server ended the replication stream");
+            };
+            match pgoutput::parse_frame(&bytes).context("decoding a replication message")? {
+                Frame::Keepalive {
+                    wal_end,
+                    reply_requested,
+                    ..
+                } => {
+                    if self.tx.is_none() && wal_end > self.idle_position {
+                        self.idle_position = wal_end;
+                    }
+                    if reply_requested {
+                        self.send_status(stream, false).await?;
+                        last_status = Instant::now();
+                    }
+                    if self.tx.is_none() && end.is_some_and(|e| wal_end >= e) {
+                        self.commit(stream, true).await?;
+                        return Ok(());
+                    }
+                }
+                Frame::XLogData {
+                    wal_start, data, ..
+                } => {
+                    if wal_start > self.received {
+                        self.received = wal_start;
+                    }
+                    let msg = decoder
+                        .decode(data)
+                        .context("decoding a pgoutput message")?;
+                    if let Some(commit_end) = self.handle(msg, wal_start).await? {
+                        let batch_full = self.batch_rows >= self.cfg.batch.max_rows
+                            || self.buffered_bytes >= self.cfg.batch.max_bytes;
+                        let at_end = end.is_some_and(|e| commit_end >= e);
+                        if batch_full || at_end {
+                            self.commit(stream, false).await?;
+                        }
+                        if at_end {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_status(&mut self, stream: &mut ReplicationStream, reply: bool) -> Result<()> {
+        let flush = self.checkpoint.lsn;
+        stream
+            .send_status(self.received.max(flush), flush, flush, reply)
+            .await
+            .map_err(pgcdc_source::Error::from)?;
+        Ok(())
+    }
+
+    /// Handles one pgoutput message; returns the end LSN when a transaction completed.
+    async fn handle(&mut self, msg: Message<'_>, lsn: Lsn) -> Result<Option<Lsn>> {
+        match msg {
+            Message::Begin { xid, commit_ts, .. } => {
+                self.tx = Some(Tx {
+                    xid,
+                    commit_ts: commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS),
+                });
+            }
+            Message::Commit { end_lsn, .. } => {
+                self.tx = None;
+                self.pending = Some(end_lsn);
+                self.idle_position = self.idle_position.max(end_lsn);
+                self.first_pending_at.get_or_insert_with(Instant::now);
+                self.summary.transactions += 1;
+                return Ok(Some(end_lsn));
+            }
+            Message::Relation(rel) => self.on_relation(rel).await?,
+            Message::Insert { xid, rel_id, new } => {
+                self.append(rel_id, xid, &new, None, lsn, Op::Insert)?;
+            }
+            Message::Update {
+                xid,
+                rel_id,
+                old,
+                new,
+            } => self.on_update(rel_id, xid, old.as_ref(), &new, lsn)?,
+            Message::Delete {
+                xid, rel_id, old, ..
+            } => {
+                self.append(rel_id, xid, &old, None, lsn, Op::Delete)?;
+            }
+            Message::Truncate { xid, rel_ids, .. } => {
+                for rel_id in rel_ids.iter() {
+                    let meta = self.meta(lsn, Op::Truncate);
+                    let buf = self.buffer_for(rel_id, xid)?;
+                    buf.append_truncate(meta);
+                    self.count(rel_id, xid, Op::Truncate);
+                }
+            }
+            Message::StreamStart { xid, .. } => self.stream_xid = Some(xid),
+            Message::StreamStop => self.stream_xid = None,
+            Message::StreamAbort { xid, subxid, .. } => self.streamed.abort(xid, subxid),
+            Message::StreamCommit {
+                xid,
+                end_lsn,
+                commit_ts,
+                ..
+            } => {
+                self.on_stream_commit(xid, commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS))
+                    .await?;
+                self.pending = Some(end_lsn);
+                self.idle_position = self.idle_position.max(end_lsn);
+                self.first_pending_at.get_or_insert_with(Instant::now);
+                self.summary.transactions += 1;
+                return Ok(Some(end_lsn));
+            }
+            // Origin, Type (types are resolved from the catalog), logical messages,
+            // two-phase messages (not requested): nothing to store.
+            _ => {}
+        }
+        self.spill_if_needed().await?;
+        Ok(None)
+    }
+
+    async fn on_relation(&mut self, rel: pgoutput::Relation<'_>) -> Result<()> {
+        let table = TableName::new(
+            if rel.namespace.is_empty() {
+                "pg_catalog"
+            } else {
+                rel.namespace
+            },
+            rel.name,
+        );
+        let cols: Vec<RelColumn<'_>> = rel
+            .columns()
+            .map(|c| RelColumn {
+                name: c.name,
+                flags: c.flags,
+                type_oid: c.type_oid,
+                typmod: c.type_modifier,
+            })
+            .collect();
+        let include = self
+            .cfg
+            .source
+            .include_columns
+            .get(rel.name)
+            .map(Vec::as_slice);
+        let projection = self
+            .catalog
+            .project(
+                self.sql,
+                rel.rel_id,
+                table,
+                rel.replica_identity,
+                &cols,
+                include,
+            )
+            .await?;
+        let schema = Arc::new(projection.schema.clone());
+        let key = schema.table.name.clone();
+        // A changed schema closes the table's current rows under the old one.
+        if self.buffers.get(&key).is_some_and(|b| *b.schema != *schema) {
+            self.flush_table(&key).await?;
+            self.buffers.remove(&key);
+        }
+        self.relations.insert(
+            rel.rel_id,
+            Rel {
+                projection: Arc::new(projection),
+                schema,
+            },
+        );
+        Ok(())
+    }
+
+    fn meta(&self, lsn: Lsn, op: Op) -> RowMeta {
+        if let Some(top) = self.stream_xid {
+            return RowMeta {
+                lsn: lsn.as_i64(),
+                op,
+                commit_ts: None,
+                xid: Some(top),
+            };
+        }
+        RowMeta {
+            lsn: lsn.as_i64(),
+            op,
+            commit_ts: self.tx.as_ref().map(|t| t.commit_ts),
+            xid: self.tx.as_ref().map(|t| t.xid),
+        }
+    }
+
+    /// Writes a committed streamed transaction's rows (uncommitted until the next commit).
+    async fn on_stream_commit(&mut self, xid: u32, commit_ts: i64) -> Result<()> {
+        let (pieces, stats) = self.streamed.commit(xid)?;
+        for piece in pieces {
+            let (schema, batches) = match piece {
+                Piece::Memory(schema, batch) => (schema, vec![batch]),
+                Piece::Spilled(schema, path) => (schema, streamed::read_spilled(&path)?),
+            };
+            for batch in batches {
+                self.batch_rows += batch.num_rows();
+                let batch = streamed::with_commit_ts(batch, &self.cfg.meta, commit_ts)?;
+                self.dest.write(&schema, batch).await?;
+            }
+        }
+        for (table, s) in stats {
+            let t = self.summary.tables.entry(table).or_default();
+            t.insert += s.insert;
+            t.update += s.update;
+            t.delete += s.delete;
+            t.truncate += s.truncate;
+        }
+        Ok(())
+    }
+
+    /// The buffer a change of `rel_id` goes to: the batch's, or (inside a Stream Start …
+    /// Stop block) its streamed transaction's, keyed by the subtransaction `xid`.
+    fn buffer_for(&mut self, rel_id: u32, xid: Option<u32>) -> Result<&mut TableBuffer> {
+        let rel = self
+            .relations
+            .get(&rel_id)
+            .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
+        let key = rel.schema.table.name.clone();
+        let schema = Arc::clone(&rel.schema);
+        if let Some(top) = self.stream_xid {
+            return self.streamed.buffer(top, xid.unwrap_or(top), &schema);
+        }
+        let meta = &self.cfg.meta;
+        let buf = self
+            .buffers
+            .entry(key)
+            .or_insert_with(|| TableBuffer::new(Arc::clone(&schema), meta));
+        if *buf.schema != *schema {
+            // Only reachable if flush_table was skipped; keep rows apart rather than mix schemas.
+            bail!("internal: buffer schema out of date for {}", schema.table);
+        }
+        Ok(buf)
+    }
+
+    fn count(&mut self, rel_id: u32, xid: Option<u32>, op: Op) {
+        let Some(rel) = self.relations.get(&rel_id) else {
+            return;
+        };
+        let name = rel.schema.table.name.clone();
+        if let Some(top) = self.stream_xid {
+            // Counted, and added to the batch, only if the transaction commits.
+            self.streamed.count(top, xid.unwrap_or(top), &name, op);
+            return;
+        }
+        add_stat(self.summary.tables.entry(name).or_default(), op);
+        self.batch_rows += 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        rel_id: u32,
+        xid: Option<u32>,
+        row: &TupleData<'_>,
+        old: Option<&[Cell<'_>]>,
+        lsn: Lsn,
+        op: Op,
+    ) -> Result<()> {
+        let meta = self.meta(lsn, op);
+        let policy = self.cfg.types;
+        let projection = self
+            .relations
+            .get(&rel_id)
+            .map(|r| Arc::clone(&r.projection))
+            .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
+        let cells = cells(row)?;
+        let buf = self.buffer_for(rel_id, xid)?;
+        let before = buf.bytes();
+        buf.append(cells.iter().copied(), old, &projection.map, meta, &policy)?;
+        let grown = buf.bytes().saturating_sub(before);
+        if self.stream_xid.is_some() {
+            self.streamed.grew(grown);
+        } else {
+            self.buffered_bytes += grown;
+        }
+        self.count(rel_id, xid, op);
+        Ok(())
+    }
+
+    fn on_update(
+        &mut self,
+        rel_id: u32,
+        xid: Option<u32>,
+        old: Option<&(u8, TupleData<'_>)>,
+        new: &TupleData<'_>,
+        lsn: Lsn,
+    ) -> Result<()> {
+        let Some((_, old_tuple)) = old else {
+            return self.append(rel_id, xid, new, None, lsn, Op::Update);
+        };
+        let old_cells = cells(old_tuple)?;
+        let new_cells = cells(new)?;
+        let projection = self
+            .relations
+            .get(&rel_id)
+            .map(|r| Arc::clone(&r.projection))
+            .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
+        // A changed key moves the row: the old key is deleted first (same LSN, written first).
+        let key_changed = projection.map.iter().enumerate().any(|(i, target)| {
+            let Some(t) = target else { return false };
+            let is_key = projection.schema.columns.get(*t).is_some_and(|c| c.key);
+            is_key && !same_value(old_cells.get(i), new_cells.get(i))
+        });
+        if key_changed {
+            self.append(rel_id, xid, old_tuple, None, lsn, Op::Delete)?;
+        }
+        self.append(rel_id, xid, new, Some(&old_cells), lsn, Op::Update)
+    }
+
+    async fn spill_if_needed(&mut self) -> Result<()> {
+        if self.streamed.bytes() >= self.cfg.batch.max_bytes {
+            self.streamed.spill_all()?;
+        }
+        if self.buffered_bytes < self.cfg.batch.max_bytes {
+            return Ok(());
+        }
+        let keys: Vec<String> = self.buffers.keys().cloned().collect();
+        for k in keys {
+            self.flush_table(&k).await?;
+        }
+        self.buffered_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes a table's buffered rows to the destination (uncommitted).
+    async fn flush_table(&mut self, key: &str) -> Result<()> {
+        let Some(buf) = self.buffers.get_mut(key) else {
+            return Ok(());
+        };
+        if buf.rows() == 0 {
+            return Ok(());
+        }
+        let schema = Arc::clone(&buf.schema);
+        let batch = buf.finish()?;
+        self.dest.write(&schema, batch).await?;
+        pgcdc_sink::failpoint("pipeline.after_write");
+        Ok(())
+    }
+
+    /// Commits everything complete so far (call only between transactions). With
+    /// `advance`, a quiet stream's position is committed too, so the slot moves on.
+    async fn commit(&mut self, stream: &mut ReplicationStream, advance: bool) -> Result<()> {
+        debug_assert!(self.tx.is_none());
+        let target = match (self.pending, advance) {
+            (Some(p), true) => p.max(self.idle_position),
+            (Some(p), false) => p,
+            (None, true) if self.idle_position > self.checkpoint.lsn => self.idle_position,
+            _ => return Ok(()),
+        };
+        let keys: Vec<String> = self.buffers.keys().cloned().collect();
+        for k in keys {
+            self.flush_table(&k).await?;
+        }
+        let mut checkpoint = self.checkpoint.clone();
+        checkpoint.lsn = target;
+        checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
+        self.dest.commit(&checkpoint).await?;
+        pgcdc_sink::failpoint("pipeline.after_commit");
+        self.checkpoint = checkpoint;
+        if self.pending.is_some() {
+            self.summary.batches += 1;
+        }
+        self.summary.end_lsn = target;
+        self.pending = None;
+        self.first_pending_at = None;
+        self.batch_rows = 0;
+        self.buffered_bytes = 0;
+        tracing::debug!(lsn = %target, "committed");
+        self.send_status(stream, false).await
+    }
+}
+
+/// Adds one change of `op` to `t`.
+pub fn add_stat(t: &mut TableStats, op: Op) {
+    match op {
+        Op::Insert | Op::Snapshot => t.insert += 1,
+        Op::Update => t.update += 1,
+        Op::Delete => t.delete += 1,
+        Op::Truncate => t.truncate += 1,
+    }
+}
+
+fn same_value(a: Option<&Cell<'_>>, b: Option<&Cell<'_>>) -> bool {
+    match (a, b) {
+        (Some(Cell::Text(x)), Some(Cell::Text(y))) => x == y,
+        (Some(Cell::Null), Some(Cell::Null)) => true,
+        // An unchanged TOAST value in the new row is the old value.
+        (Some(_), Some(Cell::Unchanged)) => true,
+        _ => false,
+    }
+}
+
+fn cells<'a>(row: &TupleData<'a>) -> Result<Vec<Cell<'a>>> {
+    row.iter()
+        .map(|v| match v {
+            TupleValue::Null => Ok(Cell::Null),
+            TupleValue::UnchangedToast => Ok(Cell::Unchanged),
+            TupleValue::Text(b) => Ok(Cell::Text(b)),
+            TupleValue::Binary(_) => Err(anyhow!(
+                "the server sent a binary value, which this session did not request"
+            )),
+        })
+        .collect()
+}

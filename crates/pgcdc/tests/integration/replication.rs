@@ -1,0 +1,359 @@
+//! `init` + `run` end to end against a real PostgreSQL, read back by an independent
+//! reader (pyarrow, via lake.py): the replayed changelog equals the source table.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::support::TestEnv;
+
+/// Writes pgcdc.toml for `tables` (None = whole schema) with extra TOML appended.
+pub fn configure(env: &TestEnv, tables: Option<&[&str]>, source_extra: &str, extra: &str) {
+    let tables = match tables {
+        Some(t) => format!(
+            "tables = [{}]\n",
+            t.iter().map(|n| toml_str(n)).collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
+    let text = format!(
+        "[source]\nurl = {url}\nslot = {slot}\npublication = {publication}\nschema = {schema}\n{tables}{source_extra}\n\n[destination]\nurl = {lake}\ndataset = \"ds\"\n\n{extra}\n",
+        url = toml_str(&env.url()),
+        slot = toml_str(&env.slot),
+        publication = toml_str(&env.publication),
+        schema = toml_str(&env.schema),
+        lake = toml_str(&env.lake_dir().display().to_string()),
+    );
+    env.write_file("pgcdc.toml", &text);
+}
+
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Runs pgcdc with the env's config; panics with its output unless it succeeds.
+pub fn pgcdc_ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.pgcdc(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "pgcdc {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
+/// Runs pgcdc expecting failure; returns stderr.
+pub fn pgcdc_err(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.pgcdc(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "pgcdc {args:?} unexpectedly succeeded\n{}", String::from_utf8_lossy(&out.stdout));
+    stderr
+}
+
+/// The source table as sorted text rows.
+pub fn source_rows(env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
+    let cols = columns.iter().map(|c| format!("\"{c}\"::text")).collect::<Vec<_>>().join(", ");
+    let mut rows = env.rows(&format!("SELECT json_build_array({cols}) FROM \"{table}\""));
+    rows.sort();
+    rows
+}
+
+/// The destination table's replayed final state as sorted text rows.
+pub fn replayed_rows(env: &TestEnv, table: &str, key: &[&str], columns: &[&str]) -> Vec<Vec<Option<String>>> {
+    let dir = env.lake_dir().join("ds").join(table);
+    let mut rows = crate::support::lake_replay(&dir, key, columns);
+    rows.sort();
+    rows
+}
+
+/// Asserts that the replayed changelog equals the source, with a readable diff.
+pub fn assert_replay_equals_source(env: &TestEnv, table: &str, key: &[&str], columns: &[&str]) {
+    let src = source_rows(env, table, columns);
+    let dst = replayed_rows(env, table, key, columns);
+    if src != dst {
+        let s: BTreeSet<_> = src.iter().collect();
+        let d: BTreeSet<_> = dst.iter().collect();
+        let missing: Vec<_> = s.difference(&d).take(5).collect();
+        let extra: Vec<_> = d.difference(&s).take(5).collect();
+        panic!(
+            "table {table}: destination ({} rows) differs from source ({} rows)\nmissing (first 5): {missing:?}\nunexpected (first 5): {extra:?}",
+            dst.len(),
+            src.len()
+        );
+    }
+}
+
+/// Every changelog row of `table`, ordered as replayed.
+pub fn changelog(env: &TestEnv, table: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let dir = env.lake_dir().join("ds").join(table);
+    crate::support::lake_rows(&dir, None)
+}
+
+/// Asserts no change record appears twice: (lsn, op) pairs are unique.
+pub fn assert_each_change_once(rows: &[serde_json::Map<String, serde_json::Value>]) {
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        let key = (r["_pgcdc_lsn"].as_i64(), r["_pgcdc_op"].as_str().map(str::to_string));
+        assert!(seen.insert(key.clone()), "change {key:?} appears twice");
+    }
+}
+
+fn ops(rows: &[serde_json::Map<String, serde_json::Value>]) -> Vec<String> {
+    rows.iter().map(|r| r["_pgcdc_op"].as_str().unwrap_or("?").to_string()).collect()
+}
+
+fn count(rows: &[serde_json::Map<String, serde_json::Value>], op: &str) -> usize {
+    rows.iter().filter(|r| r["_pgcdc_op"] == op).count()
+}
+
+/// Load ids of a table's data files (one per destination commit).
+fn load_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
+    let dir = env.lake_dir().join("ds").join(table);
+    std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.split('.').next()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn changes_across_tables_and_transactions_replay_to_the_source() {
+    let env = TestEnv::new("changes_replay");
+    env.sql(
+        "CREATE TABLE customers (id bigint PRIMARY KEY, name text, balance numeric(12,2), active bool, seen timestamptz);
+         CREATE TABLE orders (id serial PRIMARY KEY, customer bigint, amount float8, note jsonb, placed date, tag uuid, data bytea);",
+    );
+    configure(&env, Some(&["customers", "orders"]), "", "[batch]\nmax_rows = 500\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    for i in 0..40 {
+        env.sql(&format!(
+            "BEGIN;
+             INSERT INTO customers SELECT g, 'c' || g || ' ☃ \"quoted\"', g * 1.25, g % 2 = 0, '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second'
+               FROM generate_series({a}, {b}) g;
+             INSERT INTO orders (customer, amount, note, placed, tag, data)
+               SELECT g, g / 3.0, jsonb_build_object('k', g, 's', 'x y'), date '2020-02-29' + g, md5(g::text)::uuid, decode(md5(g::text), 'hex')
+               FROM generate_series({a}, {b}) g;
+             UPDATE customers SET balance = balance + 1, name = NULL WHERE id % 7 = 0 AND id BETWEEN {a} AND {b};
+             DELETE FROM orders WHERE id % 5 = 0;
+             COMMIT;",
+            a = i * 25 + 1,
+            b = i * 25 + 25
+        ));
+    }
+    env.sql("UPDATE customers SET active = NOT active WHERE id < 100; DELETE FROM customers WHERE id BETWEEN 200 AND 260;");
+    let out = pgcdc_ok(&env, &["run"]);
+    assert!(out.contains("customers"), "{out}");
+    assert_replay_equals_source(&env, "customers", &["id"], &["id", "name", "balance", "active", "seen"]);
+    assert_replay_equals_source(&env, "orders", &["id"], &["id", "customer", "amount", "note", "placed", "tag", "data"]);
+    let rows = changelog(&env, "customers");
+    assert_each_change_once(&rows);
+    assert_eq!(count(&rows, "insert"), 1000);
+    assert_eq!(count(&rows, "delete"), 61);
+    // A second run with nothing new lands nothing and changes nothing.
+    pgcdc_ok(&env, &["run"]);
+    assert_eq!(changelog(&env, "customers").len(), rows.len());
+    // More changes land in the next run, exactly once.
+    env.sql("INSERT INTO customers VALUES (5000, 'late', 1, true, now()); DELETE FROM customers WHERE id = 1;");
+    pgcdc_ok(&env, &["run"]);
+    let rows = changelog(&env, "customers");
+    assert_each_change_once(&rows);
+    assert_replay_equals_source(&env, "customers", &["id"], &["id", "name", "balance", "active", "seen"]);
+}
+
+#[test]
+fn a_second_init_adds_tables_and_rows_before_init_are_absent() {
+    let env = TestEnv::new("second_init");
+    env.sql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO a VALUES (1, 'before'); INSERT INTO b VALUES (1, 'before');",
+    );
+    configure(&env, Some(&["a"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    pgcdc_ok(&env, &["init", "--no-snapshot"]); // idempotent
+    env.sql("INSERT INTO a VALUES (2, 'after'); INSERT INTO b VALUES (2, 'not published yet');");
+    pgcdc_ok(&env, &["run"]);
+    let a = changelog(&env, "a");
+    assert_eq!(a.iter().map(|r| r["id"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["2"]);
+    assert!(!env.lake_dir().join("ds").join("b").exists());
+
+    configure(&env, Some(&["a", "b"]), "", "");
+    let out = pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    assert!(out.contains("added: b"), "{out}");
+    env.sql("INSERT INTO b VALUES (3, 'published'); UPDATE a SET v = 'changed' WHERE id = 2;");
+    pgcdc_ok(&env, &["run"]);
+    let b = changelog(&env, "b");
+    assert_eq!(b.iter().map(|r| r["id"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["3"]);
+    assert_eq!(ops(&changelog(&env, "a")), vec!["insert", "update"]);
+}
+
+#[test]
+fn an_insert_only_publication_takes_a_table_without_a_key() {
+    let env = TestEnv::new("keyless");
+    env.sql("CREATE TABLE events (at timestamptz, payload text);");
+    configure(&env, Some(&["events"]), "", "");
+    // With updates and deletes published, a keyless table is refused up front.
+    let err = pgcdc_err(&env, &["init", "--no-snapshot"]);
+    assert!(err.contains("\"events\"") && err.contains("REPLICA IDENTITY FULL"), "{err}");
+    configure(&env, Some(&["events"]), "publish = \"insert\"\n", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO events SELECT '2024-05-01'::timestamptz + g * interval '1 min', 'e' || g FROM generate_series(1, 300) g;");
+    pgcdc_ok(&env, &["run"]);
+    let rows = changelog(&env, "events");
+    assert_eq!(rows.len(), 300);
+    assert!(rows.iter().all(|r| r["_pgcdc_op"] == "insert"));
+    assert_replay_equals_source(&env, "events", &["at", "payload"], &["at", "payload"]);
+}
+
+#[test]
+fn batches_end_at_transaction_boundaries() {
+    let env = TestEnv::new("batches");
+    env.sql("CREATE TABLE big (id int PRIMARY KEY); CREATE TABLE small (id int PRIMARY KEY);");
+    configure(&env, Some(&["big", "small"]), "", "[batch]\nmax_rows = 50\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO big SELECT generate_series(1, 100);");
+    pgcdc_ok(&env, &["run"]);
+    assert_eq!(changelog(&env, "big").len(), 100);
+    assert_eq!(load_ids(&env, "big").len(), 1, "a 100-row transaction must land in one batch");
+    for i in 0..5 {
+        env.sql(&format!("INSERT INTO small SELECT generate_series({}, {});", i * 20 + 1, i * 20 + 20));
+    }
+    pgcdc_ok(&env, &["run"]);
+    assert_eq!(changelog(&env, "small").len(), 100);
+    assert_eq!(load_ids(&env, "small").len(), 2, "five 20-row transactions with max_rows = 50 make two batches");
+}
+
+#[test]
+fn schema_changes_mid_stream_add_columns() {
+    let env = TestEnv::new("schema_change");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, a text);");
+    configure(&env, Some(&["t"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO t VALUES (1, 'one');");
+    env.sql("ALTER TABLE t ADD COLUMN b int;");
+    env.sql("INSERT INTO t VALUES (2, 'two', 2);");
+    // DDL between DML on the same table inside one transaction (dlt crashes here).
+    env.sql("BEGIN; INSERT INTO t VALUES (3, 'three', 3); ALTER TABLE t ADD COLUMN c text; INSERT INTO t VALUES (4, 'four', 4, 'c4'); UPDATE t SET c = 'c1' WHERE id = 1; COMMIT;");
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "a", "b", "c"]);
+    let rows = changelog(&env, "t");
+    assert_each_change_once(&rows);
+    assert_eq!(rows.len(), 5);
+}
+
+#[test]
+fn enums_domains_unchanged_toast_infinity_and_truncate_replicate() {
+    let env = TestEnv::new("special_values");
+    env.sql(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE DOMAIN money2 AS numeric(10,2) CHECK (VALUE >= 0);
+         CREATE TABLE t (id int PRIMARY KEY, m mood, d money2, big text, ts timestamp, tz timestamptz, day date, n int);
+         ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL;",
+    );
+    configure(&env, Some(&["t"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql(
+        "INSERT INTO t VALUES
+           (1, 'happy', 12.5, repeat('x', 100000), 'infinity', '-infinity', 'infinity', 1),
+           (2, 'sad', 0, repeat('y', 50000), '-infinity', 'infinity', '-infinity', 2),
+           (3, 'ok', 99999999.99, 'short', '2024-02-29 12:34:56.789', '1999-12-31 23:59:59.999999+05:30', '0044-03-15 BC', 3);",
+    );
+    // Leaves the TOASTed `big` unchanged: pgoutput sends it as 'u', not its value.
+    env.sql("UPDATE t SET n = n + 10, m = 'ok' WHERE id IN (1, 2);");
+    pgcdc_ok(&env, &["run"]);
+    let cols = ["id", "m", "d", "big", "ts", "tz", "day", "n"];
+    assert_replay_equals_source(&env, "t", &["id"], &cols);
+    let rows = changelog(&env, "t");
+    let updates: Vec<_> = rows.iter().filter(|r| r["_pgcdc_op"] == "update").collect();
+    assert_eq!(updates.len(), 2);
+    for u in updates {
+        assert_eq!(u["_pgcdc_toast_unchanged"], serde_json::json!(["big"]), "{u:?}");
+        assert!(u["big"].is_null());
+    }
+    env.sql("TRUNCATE t; INSERT INTO t (id, n) VALUES (10, 10);");
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "t", &["id"], &cols);
+    assert_eq!(count(&changelog(&env, "t"), "truncate"), 1);
+}
+
+#[test]
+fn a_key_changing_update_moves_the_row() {
+    let env = TestEnv::new("key_change");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE f (a int, b text); ALTER TABLE f REPLICA IDENTITY FULL;");
+    configure(&env, Some(&["t", "f"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'); UPDATE t SET id = 3 WHERE id = 1;
+             INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, 'y'); UPDATE f SET b = 'z' WHERE a = 2; DELETE FROM f WHERE b = 'x';");
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+    assert_eq!(ops(&changelog(&env, "t")), vec!["insert", "insert", "delete", "update"]);
+    let f = changelog(&env, "f");
+    assert_eq!(count(&f, "delete"), 3, "{f:?}");
+}
+
+#[test]
+fn an_idle_publication_still_advances_the_slot() {
+    let env = TestEnv::new("idle_slot");
+    env.sql("CREATE TABLE published (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY, pad text);");
+    configure(&env, Some(&["published"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    let confirmed = || {
+        env.sql(&format!(
+            "SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ))
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0)
+    };
+    let before = confirmed();
+    env.sql("INSERT INTO other SELECT g, repeat('p', 200) FROM generate_series(1, 2000) g;");
+    let wal_after_writes: i64 = env.sql("SELECT pg_current_wal_lsn() - '0/0'").trim().parse().unwrap_or(0);
+    pgcdc_ok(&env, &["run"]);
+    let after = confirmed();
+    assert!(after >= wal_after_writes, "slot did not advance past unrelated WAL: before {before}, after {after}, WAL was at {wal_after_writes}");
+    // And the destination agrees, so the next run starts there.
+    pgcdc_ok(&env, &["run"]);
+}
+
+#[test]
+fn sigkill_and_crashes_during_run_lose_and_duplicate_nothing() {
+    let env = TestEnv::new("crash_run");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int, note text);");
+    configure(&env, Some(&["t"]), "", "[batch]\nmax_rows = 200\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    for i in 0..60 {
+        env.sql(&format!(
+            "BEGIN; INSERT INTO t SELECT g, g, 'n' || g FROM generate_series({a}, {b}) g; UPDATE t SET v = v + 1 WHERE id % 3 = 0; DELETE FROM t WHERE id = {d}; COMMIT;",
+            a = i * 50 + 1,
+            b = i * 50 + 50,
+            d = i * 50 + 7
+        ));
+    }
+    // Crash at each failpoint in turn: after data files, after the manifest, after the
+    // commit but before the flush report, after a spill write.
+    for point in ["files.after_data_files", "files.after_manifest", "pipeline.after_commit", "files.after_data_files"] {
+        let out = env.pgcdc_with_env(&["run"], &[("PGCDC_FAILPOINT", point)]);
+        assert!(!out.status.success(), "failpoint {point} did not fire");
+    }
+    // SIGKILL at a few moments of a run.
+    for delay_ms in [50u64, 150, 300] {
+        env.sql("UPDATE t SET v = v * 2 WHERE id % 11 = 0;");
+        let mut child = env.spawn_pgcdc(&["run"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    pgcdc_ok(&env, &["run"]);
+    let rows = changelog(&env, "t");
+    assert_each_change_once(&rows);
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v", "note"]);
+}
