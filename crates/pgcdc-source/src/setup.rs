@@ -455,17 +455,31 @@ pub async fn drop_all(client: &Client, slot: &str, publication: &str) -> Result<
     Ok((dropped_slot, exists))
 }
 
-/// The server's current WAL end (`pg_current_wal_lsn()`): where a mini-batch stops.
-pub async fn current_wal_lsn(client: &Client) -> Result<Lsn> {
-    let s: String = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .map_err(|e| Error::from_pg("reading pg_current_wal_lsn()", e))?
-        .get(0);
-    s.parse().map_err(|_| {
-        Error::new(
-            ErrorKind::Protocol,
-            "pg_current_wal_lsn() returned an unreadable LSN",
-        )
-    })
+/// Where a mini-batch stops: the end of everything committed when the run starts.
+///
+/// `pg_current_wal_lsn()` is the WAL *write* position; with `synchronous_commit = off` a
+/// just-committed transaction may still sit in WAL buffers beyond it. So this reads the
+/// insert position and waits (briefly) for the WAL writer to flush up to it, then returns
+/// the flushed position — which the walsender reaches, since it streams flushed WAL.
+pub async fn batch_end_lsn(client: &Client) -> Result<Lsn> {
+    let read = |sql: &'static str| async move {
+        let s: String = client
+            .query_one(sql, &[])
+            .await
+            .map_err(|e| Error::from_pg("reading the WAL position", e))?
+            .get(0);
+        s.parse::<Lsn>()
+            .map_err(|_| Error::new(ErrorKind::Protocol, "the server returned an unreadable LSN"))
+    };
+    let insert = read("SELECT pg_current_wal_insert_lsn()::text").await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let flushed = read("SELECT pg_current_wal_flush_lsn()::text").await?;
+        // The insert position may sit just past a page header no record ends at: the
+        // deadline covers that case.
+        if flushed >= insert || std::time::Instant::now() >= deadline {
+            return Ok(flushed);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

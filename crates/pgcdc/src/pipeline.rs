@@ -211,7 +211,7 @@ async fn session(
     let end = if opts.follow {
         None
     } else {
-        Some(setup::current_wal_lsn(sql).await?)
+        Some(setup::batch_end_lsn(sql).await?)
     };
     if summary.start_lsn == Lsn::ZERO {
         summary.start_lsn = start;

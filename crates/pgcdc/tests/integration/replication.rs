@@ -46,6 +46,9 @@ pub fn pgcdc_ok(env: &TestEnv, args: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "pgcdc {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    if std::env::var_os("PGCDC_TEST_VERBOSE").is_some() {
+        eprintln!("pgcdc {args:?}\n{stdout}{stderr}");
+    }
     stdout
 }
 
@@ -59,7 +62,12 @@ pub fn pgcdc_err(env: &TestEnv, args: &[&str]) -> String {
 
 /// The source table as sorted text rows.
 pub fn source_rows(env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
-    let cols = columns.iter().map(|c| format!("\"{c}\"::text")).collect::<Vec<_>>().join(", ");
+    // format('%s') uses each type's output function (bool::text would say "true", not "t").
+    let cols = columns
+        .iter()
+        .map(|c| format!("CASE WHEN \"{c}\" IS NULL THEN NULL ELSE format('%s', \"{c}\") END"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut rows = env.rows(&format!("SELECT json_build_array({cols}) FROM \"{table}\""));
     rows.sort();
     rows

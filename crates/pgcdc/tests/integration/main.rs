@@ -1,0 +1,5 @@
+//! Integration tests: one binary, one throwaway PostgreSQL cluster for all of them.
+
+mod harness;
+mod replication;
+mod support;

@@ -1,0 +1,378 @@
+//! Test support: a throwaway PostgreSQL cluster per test binary, a [`TestEnv`] per test
+//! (own schema, slot, publication and work directory), and the independent lake reader.
+//!
+//! The cluster: `initdb` into a temp dir with `wal_level=logical`, a free port on
+//! 127.0.0.1, run as the `postgres` OS user when the tests run as root. A watchdog shell
+//! stops it and removes the directory when the test process exits, even on SIGKILL.
+//! `PGCDC_TEST_DATABASE_URL` uses an existing server instead; `PGCDC_PG_BIN` another
+//! PostgreSQL's `bin/` directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The shared server.
+pub struct Cluster {
+    /// Base URL without database.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database name.
+    pub database: String,
+    /// User.
+    pub user: String,
+}
+
+impl Cluster {
+    /// URL of the test database.
+    pub fn url(&self) -> String {
+        format!("postgresql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The directory holding initdb/pg_ctl.
+pub fn pg_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("PGCDC_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").exists().then_some((v, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().map(|(_, p)| p).expect("no PostgreSQL server binaries: run scripts/install-deps")
+}
+
+/// Runs a PostgreSQL binary, as the postgres user when we are root.
+fn pg_command(bin: &Path, args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.arg("-u").arg("postgres").arg("--").arg(bin).args(args);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.args(args);
+        c
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Extra settings for [`start_cluster`].
+pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
+    let bin = pg_bin();
+    let dir = tempfile::Builder::new().prefix("pgcdc-test-pg-").tempdir().expect("tempdir").keep();
+    if is_root() {
+        let ok = Command::new("chown").arg("-R").arg("postgres").arg(&dir).status().map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "chown postgres {}", dir.display());
+    }
+    let data = dir.join("data");
+    let out = pg_command(
+        &bin.join("initdb"),
+        &["-D", data.to_str().unwrap_or_default(), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"],
+    )
+    .output()
+    .expect("initdb");
+    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let mut conf = format!(
+        "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = logical\nmax_replication_slots = 64\nmax_wal_senders = 64\nmax_connections = 200\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nlogical_decoding_work_mem = 64kB\nwal_sender_timeout = 60s\n",
+        dir.display()
+    );
+    for (k, v) in settings {
+        conf.push_str(&format!("{k} = {v}\n"));
+    }
+    let conf_path = data.join("postgresql.conf");
+    let mut existing = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
+    existing.push_str(&conf);
+    std::fs::write(&conf_path, existing).expect("write postgresql.conf");
+    let log = dir.join("server.log");
+    let out = pg_command(
+        &bin.join("pg_ctl"),
+        &["-D", data.to_str().unwrap_or_default(), "-l", log.to_str().unwrap_or_default(), "-w", "-t", "60", "start"],
+    )
+    .output()
+    .expect("pg_ctl start");
+    assert!(
+        out.status.success(),
+        "pg_ctl start failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Stop the server and remove its directory when this process exits, however it exits.
+    let watchdog = format!(
+        "while [ -d /proc/{pid} ]; do sleep 1; done; {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = data.display(),
+        dir = dir.display()
+    );
+    let mut w = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c", &watchdog]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", &watchdog]);
+        c
+    };
+    w.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    w.spawn().expect("watchdog");
+    Cluster { host: "127.0.0.1".into(), port, database: "postgres".into(), user: "postgres".into() }
+}
+
+/// The cluster all tests of this binary share.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        if let Ok(url) = std::env::var("PGCDC_TEST_DATABASE_URL") {
+            let u = url::Url::parse(&url).expect("PGCDC_TEST_DATABASE_URL is not a URL");
+            return Cluster {
+                host: u.host_str().unwrap_or("127.0.0.1").to_string(),
+                port: u.port().unwrap_or(5432),
+                database: u.path().trim_start_matches('/').to_string(),
+                user: if u.username().is_empty() { "postgres".into() } else { u.username().to_string() },
+            };
+        }
+        start_cluster(&[])
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's world: its own schema, slot, publication and directory.
+pub struct TestEnv {
+    /// Schema (also the search_path of [`TestEnv::sql`]).
+    pub schema: String,
+    /// Slot name.
+    pub slot: String,
+    /// Publication name.
+    pub publication: String,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl TestEnv {
+    /// A fresh environment named after the test.
+    pub fn new(test: &str) -> TestEnv {
+        Self::on(cluster().url(), test)
+    }
+
+    /// A fresh environment on the server at `url`.
+    pub fn on(url: String, test: &str) -> TestEnv {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base: String = test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(40)
+            .collect();
+        let name = format!("t_{base}_{}_{n}", std::process::id());
+        let env = TestEnv {
+            schema: name.clone(),
+            slot: name.clone(),
+            publication: name,
+            dir: tempfile::Builder::new().prefix("pgcdc-test-").tempdir().expect("tempdir"),
+            url,
+        };
+        env.admin_sql(&format!("CREATE SCHEMA {}", quote(&env.schema)));
+        env
+    }
+
+    /// Connection URL.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The work directory (config files, the lake).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where the destination writes.
+    pub fn lake_dir(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    fn psql(&self, sql: &str, search_path: bool) -> Output {
+        let mut c = Command::new("psql");
+        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", &self.url, "-c", sql])
+            .env("PGTZ", "UTC")
+            .env("PGDATESTYLE", "ISO")
+            .env("PGCLIENTENCODING", "UTF8");
+        if search_path {
+            c.env("PGOPTIONS", format!("-c search_path={}", quote(&self.schema)));
+        }
+        c.output().expect("psql")
+    }
+
+    fn admin_sql(&self, sql: &str) -> String {
+        let out = self.psql(sql, false);
+        assert!(out.status.success(), "SQL failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs SQL in the test's schema; panics on failure.
+    pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("SQL failed: {sql}\n{e}"))
+    }
+
+    /// Runs SQL in the test's schema.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
+        let out = self.psql(sql, true);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Rows of a query whose single column is a JSON array of text values.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.sql(sql)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON array: {l}: {e}")))
+            .collect()
+    }
+
+    /// Writes a file into the work directory.
+    pub fn write_file(&self, name: &str, contents: &str) {
+        std::fs::write(self.dir().join(name), contents).expect("write file");
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgcdc"));
+        c.args(args).current_dir(self.dir()).env_remove("PGCDC_FAILPOINT");
+        c
+    }
+
+    /// Runs pgcdc in the work directory (reads ./pgcdc.toml).
+    pub fn pgcdc(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run pgcdc")
+    }
+
+    /// Runs pgcdc with extra environment variables.
+    pub fn pgcdc_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut c = self.command(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().expect("run pgcdc")
+    }
+
+    /// Starts pgcdc without waiting.
+    pub fn spawn_pgcdc(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pgcdc")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let slot = self.slot.replace('\'', "''");
+        let _ = self.psql(
+            &format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE '{slot}%' AND active_pid IS NOT NULL"
+            ),
+            false,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let _ = self.psql(
+            &format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE '{slot}%' AND NOT active"),
+            false,
+        );
+        let _ = self.psql(&format!("DROP PUBLICATION IF EXISTS {}", quote(&self.publication)), false);
+        let _ = self.psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&self.schema)), false);
+    }
+}
+
+/// Quotes an SQL identifier.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// The Python with pyarrow (installed by scripts/install-deps).
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("PGCDC_PYTHON") {
+        return p;
+    }
+    let venv = std::env::var("HOME").map(|h| format!("{h}/.cache/pgcdc/venv/bin/python")).unwrap_or_default();
+    if Path::new(&venv).exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+fn lake_py() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/lake.py")
+}
+
+fn run_lake(args: &[String]) -> String {
+    let out = Command::new(python()).arg(lake_py()).args(args).output().expect("run lake.py");
+    assert!(out.status.success(), "lake.py {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every changelog row of a table directory, in replay order (lake.py `rows`).
+pub fn lake_rows(dir: &Path, columns: Option<&[&str]>) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let mut args = vec!["rows".to_string(), dir.display().to_string()];
+    if let Some(c) = columns {
+        args.push("--columns".into());
+        args.push(c.join(","));
+    }
+    run_lake(&args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py row {l}: {e}")))
+        .collect()
+}
+
+/// The final state of a table directory (lake.py `replay`), as text rows.
+pub fn lake_replay(dir: &Path, key: &[&str], columns: &[&str]) -> Vec<Vec<Option<String>>> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let args = vec![
+        "replay".to_string(),
+        dir.display().to_string(),
+        "--key".into(),
+        key.join(","),
+        "--columns".into(),
+        columns.join(","),
+    ];
+    run_lake(&args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py replay row {l}: {e}")))
+        .collect()
+}
