@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one throwaway PostgreSQL cluster for all of them.
 
+mod errors;
 mod harness;
+mod operations;
 mod replication;
 mod support;

@@ -1,0 +1,168 @@
+//! Operating pgcdc: large streamed transactions, follow mode and signals, dlt's own
+//! configuration files, JSONL output, status.
+
+use std::time::{Duration, Instant};
+
+use crate::replication::{assert_each_change_once, assert_replay_equals_source, changelog, configure, pgcdc_ok};
+use crate::support::TestEnv;
+
+#[test]
+fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
+    let env = TestEnv::new("streamed_tx");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, pad text);");
+    // A 1 MiB memory budget: streamed pieces spill to disk.
+    configure(&env, Some(&["t"]), "", "[batch]\nmax_mb = 1\nmax_rows = 1000\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    // A large transaction (far over logical_decoding_work_mem = 64kB) with a rolled-back
+    // savepoint, interleaved with small committed transactions from another session.
+    let big = {
+        let url = env.url();
+        let schema = env.schema.clone();
+        std::thread::spawn(move || {
+            let sql = "BEGIN;
+                INSERT INTO t SELECT g, repeat('a', 200) FROM generate_series(1, 6000) g;
+                SELECT pg_sleep(0.5);
+                SAVEPOINT s;
+                INSERT INTO t SELECT g, repeat('r', 200) FROM generate_series(6001, 9000) g;
+                ROLLBACK TO SAVEPOINT s;
+                UPDATE t SET pad = 'updated' WHERE id % 100 = 0;
+                SELECT pg_sleep(0.5);
+                INSERT INTO t SELECT g, 'late' FROM generate_series(9001, 9500) g;
+                COMMIT;";
+            let out = std::process::Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", sql])
+                .env("PGOPTIONS", format!("-c search_path=\"{schema}\""))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        })
+    };
+    for i in 0..5 {
+        env.sql(&format!("INSERT INTO t VALUES ({}, 'small')", 100_000 + i));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    big.join().unwrap();
+    // And a large transaction that aborts as a whole.
+    let _ = env.try_sql("BEGIN; INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(200000, 206000) g; SELECT 1/0; COMMIT;");
+    env.sql("INSERT INTO t VALUES (300000, 'after the abort');");
+    pgcdc_ok(&env, &["run"]);
+    let streamed: i64 = env
+        .sql(&format!("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = '{}'", env.slot))
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(streamed >= 1, "the server did not stream the large transaction (stream_txns = {streamed})");
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "pad"]);
+    let rows = changelog(&env, "t");
+    assert_each_change_once(&rows);
+    assert_eq!(rows.iter().filter(|r| r["_pgcdc_op"] == "insert").count(), 6000 + 500 + 5 + 1);
+    assert!(rows.iter().all(|r| !r["_pgcdc_commit_ts"].is_null()), "streamed rows get their commit time");
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn follow_mode_streams_continuously_and_sigterm_ends_cleanly() {
+    let env = TestEnv::new("follow");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int);");
+    configure(&env, Some(&["t"]), "", "[batch]\nflush_interval_ms = 200\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    let mut child = env.spawn_pgcdc(&["run", "--follow"]);
+    env.sql("INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;");
+    wait_for("the first rows", Duration::from_secs(30), || changelog(&env, "t").len() == 100);
+    env.sql("UPDATE t SET v = v + 1 WHERE id <= 10; DELETE FROM t WHERE id > 90;");
+    wait_for("the next changes", Duration::from_secs(30), || changelog(&env, "t").len() == 120);
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM should end follow mode cleanly: {exit:?}");
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+    // The slot is released and confirmed where the destination is.
+    let active = env.sql(&format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{}'", env.slot));
+    assert_eq!(active.trim(), "f");
+    env.sql("INSERT INTO t VALUES (1000, 1000);");
+    pgcdc_ok(&env, &["run"]);
+    assert_each_change_once(&changelog(&env, "t"));
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+}
+
+#[test]
+fn dlt_configuration_files_work_unchanged() {
+    let env = TestEnv::new("dlt_layout");
+    env.sql("CREATE TABLE orders (id int PRIMARY KEY, amount numeric(12,2));");
+    let url = url::Url::parse(&env.url()).unwrap();
+    let bucket = env.dir().join("bucket");
+    std::fs::create_dir_all(env.dir().join(".dlt")).unwrap();
+    env.write_file(
+        ".dlt/secrets.toml",
+        &format!(
+            "[sources.pg_replication.credentials]\ndrivername = \"postgresql\"\ndatabase = \"{db}\"\npassword = \"unused-pw\"\nusername = \"postgres\"\nhost = \"{host}\"\nport = {port}\n\n[sources.pg_replication]\nslot_name = \"{slot}\"\npub_name = \"{slot}\"\nschema_name = \"{schema}\"\ntable_names = [\"orders\"]\n\n[destination.filesystem]\nbucket_url = \"{bucket}\"\n",
+            db = url.path().trim_start_matches('/'),
+            host = url.host_str().unwrap(),
+            port = url.port().unwrap(),
+            slot = env.slot,
+            schema = env.schema,
+            bucket = bucket.display(),
+        ),
+    );
+    env.write_file(
+        ".dlt/config.toml",
+        "[runtime]\nlog_level=\"WARNING\"\ndlthub_telemetry = true\n\n[normalize]\nloader_file_format=\"parquet\"\n\n[normalize.data_writer]\ndisable_compression=true\n",
+    );
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO orders SELECT g, g * 0.5 FROM generate_series(1, 50) g; UPDATE orders SET amount = 0 WHERE id = 7;");
+    let out = pgcdc_ok(&env, &["run"]);
+    assert!(out.contains("orders"), "{out}");
+    let table_dir = bucket.join("pgcdc").join("orders");
+    let rows = crate::support::lake_rows(&table_dir, None);
+    assert_eq!(rows.len(), 51);
+    let check = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(format!(
+            "import glob, pyarrow.parquet as pq\nfor f in glob.glob('{}/*.parquet'):\n    m = pq.ParquetFile(f).metadata\n    assert m.row_group(0).column(0).compression == 'UNCOMPRESSED', m.row_group(0).column(0).compression\n",
+            table_dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "disable_compression not honoured: {}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn jsonl_output_and_status_report_the_pipeline() {
+    let env = TestEnv::new("jsonl_status");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, note text, at timestamptz);");
+    configure(&env, Some(&["t"]), "", "[destination]\n");
+    // Replace the destination section with a JSONL one.
+    let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml")).unwrap().replace("dataset = \"ds\"", "dataset = \"ds\"\nformat = \"jsonl\"").replace("[destination]\n\n", "");
+    env.write_file("pgcdc.toml", &cfg);
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("INSERT INTO t VALUES (1, 'line\nbreak \"q\"', '2024-01-01 10:00:00+00'), (2, NULL, NULL); DELETE FROM t WHERE id = 2;");
+    pgcdc_ok(&env, &["run"]);
+    let files: Vec<_> = std::fs::read_dir(env.lake_dir().join("ds").join("t")).unwrap().filter_map(|e| e.ok()).collect();
+    assert!(files.iter().all(|f| f.file_name().to_string_lossy().ends_with(".jsonl")));
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["note"], "line\nbreak \"q\"");
+    assert_eq!(lines[2]["_pgcdc_op"], "delete");
+
+    let out = pgcdc_ok(&env, &["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["slot"]["name"], env.slot.as_str());
+    assert_eq!(s["slot"]["active"], false);
+    assert_eq!(s["slot"]["wal_status"], "reserved");
+    assert_eq!(s["checkpoint"]["lsn"], s["slot"]["confirmed_flush_lsn"]);
+    assert_eq!(s["publication"]["tables"][0], format!("{}.t", env.schema));
+    let human = pgcdc_ok(&env, &["status"]);
+    assert!(human.contains("lag") && human.contains("retained WAL"), "{human}");
+    // drop removes slot and publication, keeps the data.
+    pgcdc_ok(&env, &["drop", "--yes"]);
+    assert_eq!(env.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'", env.slot)).trim(), "0");
+    assert!(env.lake_dir().join("ds").join("t").exists());
+}
