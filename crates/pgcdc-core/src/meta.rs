@@ -89,10 +89,11 @@ impl MetaColumns {
     /// All configured names, in the order they are appended to a row.
     pub fn names(&self) -> Vec<&str> {
         let mut v = vec![self.lsn.as_str()];
-        for n in [&self.op, &self.commit_ts, &self.xid, &self.deleted_ts] {
-            if let Some(n) = n {
-                v.push(n.as_str());
-            }
+        for n in [&self.op, &self.commit_ts, &self.xid, &self.deleted_ts]
+            .into_iter()
+            .flatten()
+        {
+            v.push(n.as_str());
         }
         v.push(self.toast_unchanged.as_str());
         v

@@ -97,8 +97,8 @@ struct Manifest {
 const MANIFEST_VERSION: u32 = 1;
 
 enum Writer {
-    Parquet(AsyncArrowWriter<BufWriter>),
-    Jsonl(BufWriter),
+    Parquet(Box<AsyncArrowWriter<BufWriter>>),
+    Jsonl(Box<BufWriter>),
 }
 
 struct OpenFile {
@@ -248,13 +248,10 @@ impl FilesDestination {
                     .set_compression(compression)
                     .set_max_row_group_row_count(Some(128 * 1024))
                     .build();
-                Writer::Parquet(AsyncArrowWriter::try_new(
-                    upload,
-                    Arc::clone(&schema),
-                    Some(props),
-                )?)
+                let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))?;
+                Writer::Parquet(Box::new(writer))
             }
-            FileFormat::Jsonl => Writer::Jsonl(upload),
+            FileFormat::Jsonl => Writer::Jsonl(Box::new(upload)),
         };
         Ok(OpenFile {
             path,

@@ -190,6 +190,7 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     let committed = dest.read_committed().await?;
     let value = serde_json::json!({
         "source": describe(&cfg.source.pg),
+        "config": cfg.origin,
         "slot": slot.as_ref().map(|s| serde_json::json!({
             "name": cfg.source.slot,
             "active": s.active,
@@ -210,7 +211,11 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("source        {}", describe(&cfg.source.pg));
+        println!(
+            "source        {} (config: {})",
+            describe(&cfg.source.pg),
+            cfg.origin
+        );
         match &slot {
             None => println!(
                 "slot          {} does not exist (run `pgcdc init`)",

@@ -14,17 +14,37 @@ fn preflight_errors_name_the_fix() {
 
     configure(&env, Some(&["t", "missing_table"]), "", "");
     let e = pgcdc_err(&env, &["init", "--no-snapshot"]);
-    assert!(e.contains("\"missing_table\"") && e.contains("not found"), "{e}");
+    assert!(
+        e.contains("\"missing_table\"") && e.contains("not found"),
+        "{e}"
+    );
 
     configure(&env, Some(&["t", "keyless"]), "", "");
     let e = pgcdc_err(&env, &["init", "--no-snapshot"]);
-    assert!(e.contains("\"keyless\"") && e.contains("replica identity"), "{e}");
+    assert!(
+        e.contains("\"keyless\"") && e.contains("replica identity"),
+        "{e}"
+    );
 
     env.sql("CREATE ROLE pgcdc_norepl LOGIN; GRANT USAGE ON SCHEMA public TO pgcdc_norepl;");
-    let norepl = small.url().replace("postgresql://postgres@", "postgresql://pgcdc_norepl@");
+    let norepl = small
+        .url()
+        .replace("postgresql://postgres@", "postgresql://pgcdc_norepl@");
     configure(&env, Some(&["t"]), "", "");
-    let e = String::from_utf8_lossy(&env.pgcdc(&["--set", &format!("source.url={norepl}"), "init", "--no-snapshot"]).stderr).into_owned();
-    assert!(e.contains("REPLICATION") && e.contains("ALTER ROLE \"pgcdc_norepl\" REPLICATION"), "{e}");
+    let e = String::from_utf8_lossy(
+        &env.pgcdc(&[
+            "--set",
+            &format!("source.url={norepl}"),
+            "init",
+            "--no-snapshot",
+        ])
+        .stderr,
+    )
+    .into_owned();
+    assert!(
+        e.contains("REPLICATION") && e.contains("ALTER ROLE \"pgcdc_norepl\" REPLICATION"),
+        "{e}"
+    );
 
     env.sql("SELECT pg_create_logical_replication_slot('filler', 'pgoutput')");
     let e = pgcdc_err(&env, &["init", "--no-snapshot"]);
@@ -35,7 +55,13 @@ fn preflight_errors_name_the_fix() {
     let wal_dir = env.dir().join("wal");
     std::fs::create_dir_all(&wal_dir).unwrap();
     let mut receiver = Command::new(crate::support::pg_bin().join("pg_receivewal"))
-        .args(["-d", &small.url(), "-D", wal_dir.to_str().unwrap(), "--no-loop"])
+        .args([
+            "-d",
+            &small.url(),
+            "-D",
+            wal_dir.to_str().unwrap(),
+            "--no-loop",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -66,17 +92,26 @@ fn wal_level_replica_is_refused_with_the_setting_to_change() {
     env.sql("CREATE TABLE t (id int PRIMARY KEY);");
     configure(&env, Some(&["t"]), "", "");
     let e = pgcdc_err(&env, &["init", "--no-snapshot"]);
-    assert!(e.contains("wal_level is 'replica'") && e.contains("wal_level = logical"), "{e}");
+    assert!(
+        e.contains("wal_level is 'replica'") && e.contains("wal_level = logical"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unreachable_servers_and_bad_configs_are_explained_without_secrets() {
     let env = TestEnv::new("bad_input");
-    env.write_file("pgcdc.toml", "[source]\nurl = \"postgresql://someone:sekrit-pw@127.0.0.1:1/db\"\n");
+    env.write_file(
+        "pgcdc.toml",
+        "[source]\nurl = \"postgresql://someone:sekrit-pw@127.0.0.1:1/db\"\n",
+    );
     let out = env.pgcdc(&["status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("cannot connect to PostgreSQL at someone@127.0.0.1:1/db"), "{err}");
+    assert!(
+        err.contains("cannot connect to PostgreSQL at someone@127.0.0.1:1/db"),
+        "{err}"
+    );
     assert!(!err.contains("sekrit-pw"), "password leaked: {err}");
 
     env.write_file("pgcdc.toml", "[source]\nslott = \"x\"\n");
@@ -102,7 +137,10 @@ fn a_slot_advanced_behind_pgcdcs_back_is_an_error_not_a_gap() {
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     // Committed synchronously, so the advance below surely passes it.
     env.sql("SET synchronous_commit = on; INSERT INTO t VALUES (1);");
-    env.sql(&format!("SELECT pg_replication_slot_advance('{}', pg_current_wal_flush_lsn())", env.slot));
+    env.sql(&format!(
+        "SELECT pg_replication_slot_advance('{}', pg_current_wal_flush_lsn())",
+        env.slot
+    ));
     let e = pgcdc_err(&env, &["run"]);
     assert!(e.contains("advanced") && e.contains("init --reset"), "{e}");
     // The documented recovery works.

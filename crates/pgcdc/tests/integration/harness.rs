@@ -19,7 +19,13 @@ fn environments_are_isolated_and_rows_keep_nulls_and_unicode() {
     b.sql("CREATE TABLE t (x text)");
     a.sql("INSERT INTO t VALUES (NULL), ('snow ☃ \"q\" \\ tab\tend')");
     let rows = a.rows("SELECT json_build_array(x) FROM t ORDER BY x NULLS FIRST");
-    assert_eq!(rows, vec![vec![None], vec![Some("snow ☃ \"q\" \\ tab\tend".to_string())]]);
+    assert_eq!(
+        rows,
+        vec![
+            vec![None],
+            vec![Some("snow ☃ \"q\" \\ tab\tend".to_string())]
+        ]
+    );
     assert!(b.rows("SELECT json_build_array(x) FROM t").is_empty());
 }
 
@@ -49,8 +55,16 @@ pq.write_table(pa.table({{"i": pa.array([3], pa.int32()), "_pgcdc_lsn": pa.array
 "#,
         dir = dir.display()
     );
-    let out = std::process::Command::new(crate::support::python()).arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows = crate::support::lake_rows(&dir, None);
     assert_eq!(rows.len(), 3);
     let r = &rows[0];
@@ -62,8 +76,28 @@ pq.write_table(pa.table({{"i": pa.array([3], pa.int32()), "_pgcdc_lsn": pa.array
     assert_eq!(r["tm"], "24:00:00");
     assert_eq!(r["b"], "\\xdead");
     let r = &rows[1];
-    assert_eq!((r["f"].as_str(), r["dt"].as_str(), r["ts"].as_str(), r["tm"].as_str()), (Some("-0"), Some("infinity"), Some("infinity"), Some("00:00:00.5")));
-    assert!(rows[2]["f"].is_null(), "columns missing in older files read as null");
+    assert_eq!(
+        (
+            r["f"].as_str(),
+            r["dt"].as_str(),
+            r["ts"].as_str(),
+            r["tm"].as_str()
+        ),
+        (
+            Some("-0"),
+            Some("infinity"),
+            Some("infinity"),
+            Some("00:00:00.5")
+        )
+    );
+    assert!(
+        rows[2]["f"].is_null(),
+        "columns missing in older files read as null"
+    );
     // The same text PostgreSQL prints for these values.
-    assert_eq!(env.sql("SELECT '0001-01-01 BC'::date, '24:00:00'::time, 1.5::float8, '-0'::float8").trim(), "0001-01-01 BC|24:00:00|1.5|-0");
+    assert_eq!(
+        env.sql("SELECT '0001-01-01 BC'::date, '24:00:00'::time, 1.5::float8, '-0'::float8")
+            .trim(),
+        "0001-01-01 BC|24:00:00|1.5|-0"
+    );
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::replication::{assert_each_change_once, assert_replay_equals_source, changelog, configure, pgcdc_ok};
+use crate::replication::{
+    assert_each_change_once, assert_replay_equals_source, changelog, configure, pgcdc_ok,
+};
 use crate::support::TestEnv;
 
 #[test]
@@ -11,7 +13,12 @@ fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
     let env = TestEnv::new("streamed_tx");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, pad text);");
     // A 1 MiB memory budget: streamed pieces spill to disk.
-    configure(&env, Some(&["t"]), "", "[batch]\nmax_mb = 1\nmax_rows = 1000\n");
+    configure(
+        &env,
+        Some(&["t"]),
+        "",
+        "[batch]\nmax_mb = 1\nmax_rows = 1000\n",
+    );
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     // A large transaction (far over logical_decoding_work_mem = 64kB) with a rolled-back
     // savepoint, interleaved with small committed transactions from another session.
@@ -34,7 +41,11 @@ fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
                 .env("PGOPTIONS", format!("-c search_path=\"{schema}\""))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         })
     };
     for i in 0..5 {
@@ -47,16 +58,28 @@ fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
     env.sql("INSERT INTO t VALUES (300000, 'after the abort');");
     pgcdc_ok(&env, &["run"]);
     let streamed: i64 = env
-        .sql(&format!("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = '{}'", env.slot))
+        .sql(&format!(
+            "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ))
         .trim()
         .parse()
         .unwrap_or(0);
-    assert!(streamed >= 1, "the server did not stream the large transaction (stream_txns = {streamed})");
+    assert!(
+        streamed >= 1,
+        "the server did not stream the large transaction (stream_txns = {streamed})"
+    );
     assert_replay_equals_source(&env, "t", &["id"], &["id", "pad"]);
     let rows = changelog(&env, "t");
     assert_each_change_once(&rows);
-    assert_eq!(rows.iter().filter(|r| r["_pgcdc_op"] == "insert").count(), 6000 + 500 + 5 + 1);
-    assert!(rows.iter().all(|r| !r["_pgcdc_commit_ts"].is_null()), "streamed rows get their commit time");
+    assert_eq!(
+        rows.iter().filter(|r| r["_pgcdc_op"] == "insert").count(),
+        6000 + 500 + 5 + 1
+    );
+    assert!(
+        rows.iter().all(|r| !r["_pgcdc_commit_ts"].is_null()),
+        "streamed rows get their commit time"
+    );
 }
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -75,16 +98,29 @@ fn follow_mode_streams_continuously_and_sigterm_ends_cleanly() {
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     let mut child = env.spawn_pgcdc(&["run", "--follow"]);
     env.sql("INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;");
-    wait_for("the first rows", Duration::from_secs(30), || changelog(&env, "t").len() == 100);
+    wait_for("the first rows", Duration::from_secs(30), || {
+        changelog(&env, "t").len() == 100
+    });
     env.sql("UPDATE t SET v = v + 1 WHERE id <= 10; DELETE FROM t WHERE id > 90;");
-    wait_for("the next changes", Duration::from_secs(30), || changelog(&env, "t").len() == 120);
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    wait_for("the next changes", Duration::from_secs(30), || {
+        changelog(&env, "t").len() == 120
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert!(exit.success(), "SIGTERM should end follow mode cleanly: {exit:?}");
+    assert!(
+        exit.success(),
+        "SIGTERM should end follow mode cleanly: {exit:?}"
+    );
     assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
     // The slot is released and confirmed where the destination is.
-    let active = env.sql(&format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{}'", env.slot));
+    let active = env.sql(&format!(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = '{}'",
+        env.slot
+    ));
     assert_eq!(active.trim(), "f");
     env.sql("INSERT INTO t VALUES (1000, 1000);");
     pgcdc_ok(&env, &["run"]);
@@ -130,7 +166,11 @@ fn dlt_configuration_files_work_unchanged() {
         ))
         .output()
         .unwrap();
-    assert!(check.status.success(), "disable_compression not honoured: {}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "disable_compression not honoured: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -139,15 +179,26 @@ fn jsonl_output_and_status_report_the_pipeline() {
     env.sql("CREATE TABLE t (id int PRIMARY KEY, note text, at timestamptz);");
     configure(&env, Some(&["t"]), "", "[destination]\n");
     // Replace the destination section with a JSONL one.
-    let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml")).unwrap().replace("dataset = \"ds\"", "dataset = \"ds\"\nformat = \"jsonl\"").replace("[destination]\n\n", "");
+    let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml"))
+        .unwrap()
+        .replace("dataset = \"ds\"", "dataset = \"ds\"\nformat = \"jsonl\"")
+        .replace("[destination]\n\n", "");
     env.write_file("pgcdc.toml", &cfg);
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     env.sql("INSERT INTO t VALUES (1, 'line\nbreak \"q\"', '2024-01-01 10:00:00+00'), (2, NULL, NULL); DELETE FROM t WHERE id = 2;");
     pgcdc_ok(&env, &["run"]);
-    let files: Vec<_> = std::fs::read_dir(env.lake_dir().join("ds").join("t")).unwrap().filter_map(|e| e.ok()).collect();
-    assert!(files.iter().all(|f| f.file_name().to_string_lossy().ends_with(".jsonl")));
+    let files: Vec<_> = std::fs::read_dir(env.lake_dir().join("ds").join("t"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
+    assert!(files
+        .iter()
+        .all(|f| f.file_name().to_string_lossy().ends_with(".jsonl")));
     let text = std::fs::read_to_string(files[0].path()).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["note"], "line\nbreak \"q\"");
     assert_eq!(lines[2]["_pgcdc_op"], "delete");
@@ -160,9 +211,19 @@ fn jsonl_output_and_status_report_the_pipeline() {
     assert_eq!(s["checkpoint"]["lsn"], s["slot"]["confirmed_flush_lsn"]);
     assert_eq!(s["publication"]["tables"][0], format!("{}.t", env.schema));
     let human = pgcdc_ok(&env, &["status"]);
-    assert!(human.contains("lag") && human.contains("retained WAL"), "{human}");
+    assert!(
+        human.contains("lag") && human.contains("retained WAL"),
+        "{human}"
+    );
     // drop removes slot and publication, keeps the data.
     pgcdc_ok(&env, &["drop", "--yes"]);
-    assert_eq!(env.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'", env.slot)).trim(), "0");
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ))
+        .trim(),
+        "0"
+    );
     assert!(env.lake_dir().join("ds").join("t").exists());
 }

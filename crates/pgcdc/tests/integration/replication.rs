@@ -45,7 +45,10 @@ pub fn pgcdc_ok(env: &TestEnv, args: &[&str]) -> String {
     let out = env.pgcdc(args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "pgcdc {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "pgcdc {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     if std::env::var_os("PGCDC_TEST_VERBOSE").is_some() {
         eprintln!("pgcdc {args:?}\n{stdout}{stderr}");
     }
@@ -56,7 +59,11 @@ pub fn pgcdc_ok(env: &TestEnv, args: &[&str]) -> String {
 pub fn pgcdc_err(env: &TestEnv, args: &[&str]) -> String {
     let out = env.pgcdc(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "pgcdc {args:?} unexpectedly succeeded\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "pgcdc {args:?} unexpectedly succeeded\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     stderr
 }
 
@@ -74,7 +81,12 @@ pub fn source_rows(env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Opti
 }
 
 /// The destination table's replayed final state as sorted text rows.
-pub fn replayed_rows(env: &TestEnv, table: &str, key: &[&str], columns: &[&str]) -> Vec<Vec<Option<String>>> {
+pub fn replayed_rows(
+    env: &TestEnv,
+    table: &str,
+    key: &[&str],
+    columns: &[&str],
+) -> Vec<Vec<Option<String>>> {
     let dir = env.lake_dir().join("ds").join(table);
     let mut rows = crate::support::lake_replay(&dir, key, columns);
     rows.sort();
@@ -108,13 +120,18 @@ pub fn changelog(env: &TestEnv, table: &str) -> Vec<serde_json::Map<String, serd
 pub fn assert_each_change_once(rows: &[serde_json::Map<String, serde_json::Value>]) {
     let mut seen = BTreeSet::new();
     for r in rows {
-        let key = (r["_pgcdc_lsn"].as_i64(), r["_pgcdc_op"].as_str().map(str::to_string));
+        let key = (
+            r["_pgcdc_lsn"].as_i64(),
+            r["_pgcdc_op"].as_str().map(str::to_string),
+        );
         assert!(seen.insert(key.clone()), "change {key:?} appears twice");
     }
 }
 
 fn ops(rows: &[serde_json::Map<String, serde_json::Value>]) -> Vec<String> {
-    rows.iter().map(|r| r["_pgcdc_op"].as_str().unwrap_or("?").to_string()).collect()
+    rows.iter()
+        .map(|r| r["_pgcdc_op"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
 fn count(rows: &[serde_json::Map<String, serde_json::Value>], op: &str) -> usize {
@@ -127,7 +144,12 @@ fn load_ids(env: &TestEnv, table: &str) -> BTreeSet<String> {
     std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.split('.').next()).map(str::to_string))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.split('.').next())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -140,7 +162,12 @@ fn changes_across_tables_and_transactions_replay_to_the_source() {
         "CREATE TABLE customers (id bigint PRIMARY KEY, name text, balance numeric(12,2), active bool, seen timestamptz);
          CREATE TABLE orders (id serial PRIMARY KEY, customer bigint, amount float8, note jsonb, placed date, tag uuid, data bytea);",
     );
-    configure(&env, Some(&["customers", "orders"]), "", "[batch]\nmax_rows = 500\n");
+    configure(
+        &env,
+        Some(&["customers", "orders"]),
+        "",
+        "[batch]\nmax_rows = 500\n",
+    );
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     for i in 0..40 {
         env.sql(&format!(
@@ -160,8 +187,18 @@ fn changes_across_tables_and_transactions_replay_to_the_source() {
     env.sql("UPDATE customers SET active = NOT active WHERE id < 100; DELETE FROM customers WHERE id BETWEEN 200 AND 260;");
     let out = pgcdc_ok(&env, &["run"]);
     assert!(out.contains("customers"), "{out}");
-    assert_replay_equals_source(&env, "customers", &["id"], &["id", "name", "balance", "active", "seen"]);
-    assert_replay_equals_source(&env, "orders", &["id"], &["id", "customer", "amount", "note", "placed", "tag", "data"]);
+    assert_replay_equals_source(
+        &env,
+        "customers",
+        &["id"],
+        &["id", "name", "balance", "active", "seen"],
+    );
+    assert_replay_equals_source(
+        &env,
+        "orders",
+        &["id"],
+        &["id", "customer", "amount", "note", "placed", "tag", "data"],
+    );
     let rows = changelog(&env, "customers");
     assert_each_change_once(&rows);
     assert_eq!(count(&rows, "insert"), 1000);
@@ -174,7 +211,12 @@ fn changes_across_tables_and_transactions_replay_to_the_source() {
     pgcdc_ok(&env, &["run"]);
     let rows = changelog(&env, "customers");
     assert_each_change_once(&rows);
-    assert_replay_equals_source(&env, "customers", &["id"], &["id", "name", "balance", "active", "seen"]);
+    assert_replay_equals_source(
+        &env,
+        "customers",
+        &["id"],
+        &["id", "name", "balance", "active", "seen"],
+    );
 }
 
 #[test]
@@ -190,7 +232,12 @@ fn a_second_init_adds_tables_and_rows_before_init_are_absent() {
     env.sql("INSERT INTO a VALUES (2, 'after'); INSERT INTO b VALUES (2, 'not published yet');");
     pgcdc_ok(&env, &["run"]);
     let a = changelog(&env, "a");
-    assert_eq!(a.iter().map(|r| r["id"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["2"]);
+    assert_eq!(
+        a.iter()
+            .map(|r| r["id"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        vec!["2"]
+    );
     assert!(!env.lake_dir().join("ds").join("b").exists());
 
     configure(&env, Some(&["a", "b"]), "", "");
@@ -199,7 +246,12 @@ fn a_second_init_adds_tables_and_rows_before_init_are_absent() {
     env.sql("INSERT INTO b VALUES (3, 'published'); UPDATE a SET v = 'changed' WHERE id = 2;");
     pgcdc_ok(&env, &["run"]);
     let b = changelog(&env, "b");
-    assert_eq!(b.iter().map(|r| r["id"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["3"]);
+    assert_eq!(
+        b.iter()
+            .map(|r| r["id"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        vec!["3"]
+    );
     assert_eq!(ops(&changelog(&env, "a")), vec!["insert", "update"]);
 }
 
@@ -210,7 +262,10 @@ fn an_insert_only_publication_takes_a_table_without_a_key() {
     configure(&env, Some(&["events"]), "", "");
     // With updates and deletes published, a keyless table is refused up front.
     let err = pgcdc_err(&env, &["init", "--no-snapshot"]);
-    assert!(err.contains("\"events\"") && err.contains("REPLICA IDENTITY FULL"), "{err}");
+    assert!(
+        err.contains("\"events\"") && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
     configure(&env, Some(&["events"]), "publish = \"insert\"\n", "");
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     env.sql("INSERT INTO events SELECT '2024-05-01'::timestamptz + g * interval '1 min', 'e' || g FROM generate_series(1, 300) g;");
@@ -225,18 +280,35 @@ fn an_insert_only_publication_takes_a_table_without_a_key() {
 fn batches_end_at_transaction_boundaries() {
     let env = TestEnv::new("batches");
     env.sql("CREATE TABLE big (id int PRIMARY KEY); CREATE TABLE small (id int PRIMARY KEY);");
-    configure(&env, Some(&["big", "small"]), "", "[batch]\nmax_rows = 50\n");
+    configure(
+        &env,
+        Some(&["big", "small"]),
+        "",
+        "[batch]\nmax_rows = 50\n",
+    );
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     env.sql("INSERT INTO big SELECT generate_series(1, 100);");
     pgcdc_ok(&env, &["run"]);
     assert_eq!(changelog(&env, "big").len(), 100);
-    assert_eq!(load_ids(&env, "big").len(), 1, "a 100-row transaction must land in one batch");
+    assert_eq!(
+        load_ids(&env, "big").len(),
+        1,
+        "a 100-row transaction must land in one batch"
+    );
     for i in 0..5 {
-        env.sql(&format!("INSERT INTO small SELECT generate_series({}, {});", i * 20 + 1, i * 20 + 20));
+        env.sql(&format!(
+            "INSERT INTO small SELECT generate_series({}, {});",
+            i * 20 + 1,
+            i * 20 + 20
+        ));
     }
     pgcdc_ok(&env, &["run"]);
     assert_eq!(changelog(&env, "small").len(), 100);
-    assert_eq!(load_ids(&env, "small").len(), 2, "five 20-row transactions with max_rows = 50 make two batches");
+    assert_eq!(
+        load_ids(&env, "small").len(),
+        2,
+        "five 20-row transactions with max_rows = 50 make two batches"
+    );
 }
 
 #[test]
@@ -283,7 +355,11 @@ fn enums_domains_unchanged_toast_infinity_and_truncate_replicate() {
     let updates: Vec<_> = rows.iter().filter(|r| r["_pgcdc_op"] == "update").collect();
     assert_eq!(updates.len(), 2);
     for u in updates {
-        assert_eq!(u["_pgcdc_toast_unchanged"], serde_json::json!(["big"]), "{u:?}");
+        assert_eq!(
+            u["_pgcdc_toast_unchanged"],
+            serde_json::json!(["big"]),
+            "{u:?}"
+        );
         assert!(u["big"].is_null());
     }
     env.sql("TRUNCATE t; INSERT INTO t (id, n) VALUES (10, 10);");
@@ -302,7 +378,10 @@ fn a_key_changing_update_moves_the_row() {
              INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, 'y'); UPDATE f SET b = 'z' WHERE a = 2; DELETE FROM f WHERE b = 'x';");
     pgcdc_ok(&env, &["run"]);
     assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
-    assert_eq!(ops(&changelog(&env, "t")), vec!["insert", "insert", "delete", "update"]);
+    assert_eq!(
+        ops(&changelog(&env, "t")),
+        vec!["insert", "insert", "delete", "update"]
+    );
     let f = changelog(&env, "f");
     assert_eq!(count(&f, "delete"), 3, "{f:?}");
 }
@@ -324,7 +403,11 @@ fn an_idle_publication_still_advances_the_slot() {
     };
     let before = confirmed();
     env.sql("INSERT INTO other SELECT g, repeat('p', 200) FROM generate_series(1, 2000) g;");
-    let wal_after_writes: i64 = env.sql("SELECT pg_current_wal_lsn() - '0/0'").trim().parse().unwrap_or(0);
+    let wal_after_writes: i64 = env
+        .sql("SELECT pg_current_wal_lsn() - '0/0'")
+        .trim()
+        .parse()
+        .unwrap_or(0);
     pgcdc_ok(&env, &["run"]);
     let after = confirmed();
     assert!(after >= wal_after_writes, "slot did not advance past unrelated WAL: before {before}, after {after}, WAL was at {wal_after_writes}");
@@ -348,7 +431,12 @@ fn sigkill_and_crashes_during_run_lose_and_duplicate_nothing() {
     }
     // Crash at each failpoint in turn: after data files, after the manifest, after the
     // commit but before the flush report, after a spill write.
-    for point in ["files.after_data_files", "files.after_manifest", "pipeline.after_commit", "files.after_data_files"] {
+    for point in [
+        "files.after_data_files",
+        "files.after_manifest",
+        "pipeline.after_commit",
+        "files.after_data_files",
+    ] {
         let out = env.pgcdc_with_env(&["run"], &[("PGCDC_FAILPOINT", point)]);
         assert!(!out.status.success(), "failpoint {point} did not fire");
     }

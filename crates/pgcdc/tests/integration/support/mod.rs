@@ -28,7 +28,10 @@ pub struct Cluster {
 impl Cluster {
     /// URL of the test database.
     pub fn url(&self) -> String {
-        format!("postgresql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        format!(
+            "postgresql://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
     }
 }
 
@@ -59,7 +62,10 @@ pub fn pg_bin() -> PathBuf {
         })
         .unwrap_or_default();
     found.sort();
-    found.pop().map(|(_, p)| p).expect("no PostgreSQL server binaries: run scripts/install-deps")
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .expect("no PostgreSQL server binaries: run scripts/install-deps")
 }
 
 /// Runs a PostgreSQL binary, as the postgres user when we are root.
@@ -85,19 +91,40 @@ fn free_port() -> u16 {
 /// Extra settings for [`start_cluster`].
 pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
     let bin = pg_bin();
-    let dir = tempfile::Builder::new().prefix("pgcdc-test-pg-").tempdir().expect("tempdir").keep();
+    let dir = tempfile::Builder::new()
+        .prefix("pgcdc-test-pg-")
+        .tempdir()
+        .expect("tempdir")
+        .keep();
     if is_root() {
-        let ok = Command::new("chown").arg("-R").arg("postgres").arg(&dir).status().map(|s| s.success());
+        let ok = Command::new("chown")
+            .arg("-R")
+            .arg("postgres")
+            .arg(&dir)
+            .status()
+            .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "chown postgres {}", dir.display());
     }
     let data = dir.join("data");
     let out = pg_command(
         &bin.join("initdb"),
-        &["-D", data.to_str().unwrap_or_default(), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"],
+        &[
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        ],
     )
     .output()
     .expect("initdb");
-    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let port = free_port();
     let mut conf = format!(
         "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = logical\nmax_replication_slots = 64\nmax_wal_senders = 64\nmax_connections = 200\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nlogical_decoding_work_mem = 64kB\nwal_sender_timeout = 60s\n",
@@ -113,7 +140,16 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
     let log = dir.join("server.log");
     let out = pg_command(
         &bin.join("pg_ctl"),
-        &["-D", data.to_str().unwrap_or_default(), "-l", log.to_str().unwrap_or_default(), "-w", "-t", "60", "start"],
+        &[
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-l",
+            log.to_str().unwrap_or_default(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
     )
     .output()
     .expect("pg_ctl start");
@@ -140,9 +176,18 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
         c.args(["-c", &watchdog]);
         c
     };
-    w.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    w.spawn().expect("watchdog");
-    Cluster { host: "127.0.0.1".into(), port, database: "postgres".into(), user: "postgres".into() }
+    w.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Detached on purpose: it outlives this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = w.spawn().expect("watchdog");
+    Cluster {
+        host: "127.0.0.1".into(),
+        port,
+        database: "postgres".into(),
+        user: "postgres".into(),
+    }
 }
 
 /// The cluster all tests of this binary share.
@@ -154,7 +199,11 @@ pub fn cluster() -> &'static Cluster {
                 host: u.host_str().unwrap_or("127.0.0.1").to_string(),
                 port: u.port().unwrap_or(5432),
                 database: u.path().trim_start_matches('/').to_string(),
-                user: if u.username().is_empty() { "postgres".into() } else { u.username().to_string() },
+                user: if u.username().is_empty() {
+                    "postgres".into()
+                } else {
+                    u.username().to_string()
+                },
             };
         }
         start_cluster(&[])
@@ -186,7 +235,13 @@ impl TestEnv {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let base: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let name = format!("t_{base}_{}_{n}", std::process::id());
@@ -194,7 +249,10 @@ impl TestEnv {
             schema: name.clone(),
             slot: name.clone(),
             publication: name,
-            dir: tempfile::Builder::new().prefix("pgcdc-test-").tempdir().expect("tempdir"),
+            dir: tempfile::Builder::new()
+                .prefix("pgcdc-test-")
+                .tempdir()
+                .expect("tempdir"),
             url,
         };
         env.admin_sql(&format!("CREATE SCHEMA {}", quote(&env.schema)));
@@ -218,25 +276,43 @@ impl TestEnv {
 
     fn psql(&self, sql: &str, search_path: bool) -> Output {
         let mut c = Command::new("psql");
-        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", &self.url, "-c", sql])
-            .env("PGTZ", "UTC")
-            .env("PGDATESTYLE", "ISO")
-            .env("PGCLIENTENCODING", "UTF8");
+        c.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-d",
+            &self.url,
+            "-c",
+            sql,
+        ])
+        .env("PGTZ", "UTC")
+        .env("PGDATESTYLE", "ISO")
+        .env("PGCLIENTENCODING", "UTF8");
         if search_path {
-            c.env("PGOPTIONS", format!("-c search_path={}", quote(&self.schema)));
+            c.env(
+                "PGOPTIONS",
+                format!("-c search_path={}", quote(&self.schema)),
+            );
         }
         c.output().expect("psql")
     }
 
     fn admin_sql(&self, sql: &str) -> String {
         let out = self.psql(sql, false);
-        assert!(out.status.success(), "SQL failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "SQL failed: {sql}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs SQL in the test's schema; panics on failure.
     pub fn sql(&self, sql: &str) -> String {
-        self.try_sql(sql).unwrap_or_else(|e| panic!("SQL failed: {sql}\n{e}"))
+        self.try_sql(sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {sql}\n{e}"))
     }
 
     /// Runs SQL in the test's schema.
@@ -254,7 +330,9 @@ impl TestEnv {
         self.sql(sql)
             .lines()
             .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON array: {l}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON array: {l}: {e}"))
+            })
             .collect()
     }
 
@@ -265,7 +343,9 @@ impl TestEnv {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pgcdc"));
-        c.args(args).current_dir(self.dir()).env_remove("PGCDC_FAILPOINT");
+        c.args(args)
+            .current_dir(self.dir())
+            .env_remove("PGCDC_FAILPOINT");
         c
     }
 
@@ -307,8 +387,14 @@ impl Drop for TestEnv {
             &format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE '{slot}%' AND NOT active"),
             false,
         );
-        let _ = self.psql(&format!("DROP PUBLICATION IF EXISTS {}", quote(&self.publication)), false);
-        let _ = self.psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&self.schema)), false);
+        let _ = self.psql(
+            &format!("DROP PUBLICATION IF EXISTS {}", quote(&self.publication)),
+            false,
+        );
+        let _ = self.psql(
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&self.schema)),
+            false,
+        );
     }
 }
 
@@ -322,7 +408,9 @@ pub fn python() -> String {
     if let Ok(p) = std::env::var("PGCDC_PYTHON") {
         return p;
     }
-    let venv = std::env::var("HOME").map(|h| format!("{h}/.cache/pgcdc/venv/bin/python")).unwrap_or_default();
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/pgcdc/venv/bin/python"))
+        .unwrap_or_default();
     if Path::new(&venv).exists() {
         venv
     } else {
@@ -335,13 +423,24 @@ fn lake_py() -> PathBuf {
 }
 
 fn run_lake(args: &[String]) -> String {
-    let out = Command::new(python()).arg(lake_py()).args(args).output().expect("run lake.py");
-    assert!(out.status.success(), "lake.py {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg(lake_py())
+        .args(args)
+        .output()
+        .expect("run lake.py");
+    assert!(
+        out.status.success(),
+        "lake.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Every changelog row of a table directory, in replay order (lake.py `rows`).
-pub fn lake_rows(dir: &Path, columns: Option<&[&str]>) -> Vec<serde_json::Map<String, serde_json::Value>> {
+pub fn lake_rows(
+    dir: &Path,
+    columns: Option<&[&str]>,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
     if !dir.exists() {
         return Vec::new();
     }
