@@ -312,6 +312,7 @@ fn explain_start_error(
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const IDLE_PROBE: Duration = Duration::from_millis(500);
+const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Session<'_> {
     async fn stream_loop(
@@ -323,6 +324,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let mut decoder = pgoutput::Decoder::new(*decode);
         let mut last_status = Instant::now();
+        let mut last_advance = Instant::now();
         let mut stop_requested_at: Option<Instant> = None;
         loop {
             let stopping = opts.stop.load(Ordering::SeqCst);
@@ -336,13 +338,19 @@ impl Session<'_> {
             if stop_requested_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
                 bail!("stopped by signal inside a long transaction; its changes will be replayed by the next run");
             }
-            if self.tx.is_none()
-                && self
+            if opts.follow && self.tx.is_none() {
+                let data_due = self
                     .first_pending_at
-                    .is_some_and(|t| t.elapsed() >= self.cfg.batch.flush_interval)
-                && opts.follow
-            {
-                self.commit(stream, true).await?;
+                    .is_some_and(|t| t.elapsed() >= self.cfg.batch.flush_interval);
+                // A quiet publication on a busy server: move the checkpoint (and so the
+                // slot) along now and then, so WAL of other tables is not retained.
+                let advance_due = self.pending.is_none()
+                    && self.idle_position > self.checkpoint.lsn
+                    && last_advance.elapsed() >= IDLE_ADVANCE_INTERVAL;
+                if data_due || advance_due {
+                    self.commit(stream, true).await?;
+                    last_advance = Instant::now();
+                }
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 self.send_status(stream, false).await?;
@@ -513,6 +521,18 @@ impl Session<'_> {
             )
             .await?;
         let schema = Arc::new(projection.schema.clone());
+        let meta_names = self.cfg.meta.names();
+        if let Some(c) = schema
+            .columns
+            .iter()
+            .find(|c| meta_names.contains(&c.name.as_str()))
+        {
+            bail!(
+                "column {} of {} has the name of one of pgcdc's metadata columns; exclude it with source.include_columns or choose the other destination.naming",
+                pgcdc_core::quote_ident(&c.name),
+                schema.table
+            );
+        }
         let key = schema.table.name.clone();
         // A changed schema closes the table's current rows under the old one.
         if self.buffers.get(&key).is_some_and(|b| *b.schema != *schema) {

@@ -2,6 +2,7 @@
 
 mod errors;
 mod harness;
+mod lake_reader;
 mod operations;
 mod replication;
 mod support;

@@ -453,3 +453,34 @@ fn sigkill_and_crashes_during_run_lose_and_duplicate_nothing() {
     assert_each_change_once(&rows);
     assert_replay_equals_source(&env, "t", &["id"], &["id", "v", "note"]);
 }
+
+#[test]
+fn hostile_table_and_column_names_replicate() {
+    let env = TestEnv::new("hostile_names");
+    let table = "we\"ird; DROP TABLE x; -- ☃/..";
+    env.sql(&format!(
+        "CREATE TABLE x (id int); CREATE TABLE \"{t}\" (\"id \"\"key\"\"\" int PRIMARY KEY, \"Ünïcode col\" text, \"a'b\" int);",
+        t = table.replace('"', "\"\"")
+    ));
+    configure(&env, Some(&[table]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql(&format!(
+        "INSERT INTO \"{t}\" VALUES (1, 'ü', 1), (2, NULL, 2); UPDATE \"{t}\" SET \"a'b\" = 3 WHERE \"id \"\"key\"\"\" = 2;",
+        t = table.replace('"', "\"\"")
+    ));
+    pgcdc_ok(&env, &["run"]);
+    // The decoy table survived, and the table landed in one (encoded) directory.
+    assert_eq!(env.sql("SELECT count(*) FROM x").trim(), "0");
+    let dirs: Vec<String> = std::fs::read_dir(env.lake_dir().join("ds"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "_pgcdc_state")
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let rows = crate::support::lake_rows(&env.lake_dir().join("ds").join(&dirs[0]), None);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["Ünïcode col"], "ü");
+    assert_eq!(rows[2]["a'b"], "3");
+    assert_eq!(rows[2]["id \"key\""], "2");
+}

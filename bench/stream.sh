@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end stream benchmark: `pgcdc run` against `pg_recvlogical` (the walsender's own
+# speed limit) on the same changes, on a throwaway local PostgreSQL.
+#
+#   bench/stream.sh [TRANSACTIONS]      (default 800: 500k inserts, 200k updates, 100k deletes)
+#
+# Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+txs=${1:-800}
+work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
+scripts/install-deps --no-python >/dev/null
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+pgbin=${PGCDC_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_pg "$pgbin/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
+cat >> "$work/data/postgresql.conf" <<CONF
+wal_level = logical
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+max_wal_size = 4GB
+shared_buffers = 512MB
+CONF
+as_pg "$pgbin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+trap 'as_pg "$pgbin/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1; rm -rf "$work"' EXIT
+url="postgresql://postgres@127.0.0.1:$port/postgres"
+psql_() { psql -X -q -v ON_ERROR_STOP=1 -d "$url" "$@"; }
+
+cargo build --release --quiet -p pgcdc
+pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
+
+psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)"
+cat > "$work/pgcdc.toml" <<TOML
+[source]
+url = "$url"
+slot = "bench"
+publication = "bench"
+tables = ["orders"]
+[destination]
+url = "$work/lake"
+TOML
+"$pgcdc" -c "$work/pgcdc.toml" init --no-snapshot >/dev/null
+psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
+
+ins=$((500000 / txs)); upd=$((200000 / txs)); del=$((100000 / txs))
+echo "workload: $txs transactions of $ins inserts, $upd updates, $del deletes"
+python3 - "$txs" "$ins" "$upd" "$del" > "$work/workload.sql" <<'PY'
+import sys
+txs, ins, upd, dele = map(int, sys.argv[1:])
+for t in range(txs):
+    a = t * ins + 1
+    print("BEGIN;")
+    print(f"INSERT INTO orders SELECT g, g % 1000, 'order note ' || g, (g % 10000) * 0.01, '2024-01-01'::timestamptz + g * interval '1 s', jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) FROM generate_series({a}, {a + ins - 1}) g;")
+    print(f"UPDATE orders SET amount = amount + 1, note = note || '!' WHERE id BETWEEN {a} AND {a + upd - 1};")
+    print(f"DELETE FROM orders WHERE id BETWEEN {a + ins - dele} AND {a + ins - 1};")
+    print("COMMIT;")
+PY
+psql_ -f "$work/workload.sql" >/dev/null
+end=$(psql_ -At -c "SELECT pg_current_wal_lsn()")
+changes=$((txs * (ins + upd + del)))
+echo "changes: $changes, WAL end $end"
+
+t0=$(date +%s.%N)
+/usr/bin/time -f "%e %U %S %M" -o "$work/recv.time" "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
+  -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
+/usr/bin/time -f "%e %U %S %M" -o "$work/pgcdc.time" "$pgcdc" -c "$work/pgcdc.toml" run > "$work/run.out" 2>"$work/run.err"
+read -r r_wall r_user r_sys r_rss < "$work/recv.time"
+read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
+cat "$work/run.out"
+python3 - <<PY
+changes = $changes
+rw, pw = $r_wall, $p_wall
+print(f"| tool | wall s | changes/s | ratio | client CPU s | CPU s / M changes | peak RSS MiB |")
+print(f"|---|---|---|---|---|---|---|")
+print(f"| pg_recvlogical | {rw:.2f} | {changes/rw:,.0f} | 1.00 | {$r_user+$r_sys:.2f} | {($r_user+$r_sys)/changes*1e6:.2f} | {$r_rss/1024:.0f} |")
+print(f"| pgcdc run | {pw:.2f} | {changes/pw:,.0f} | {rw/pw:.2f} | {$p_user+$p_sys:.2f} | {($p_user+$p_sys)/changes*1e6:.2f} | {$p_rss/1024:.0f} |")
+PY
