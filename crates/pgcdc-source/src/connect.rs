@@ -68,3 +68,12 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
         config.get_dbname().unwrap_or("?")
     )
 }
+
+/// Opens a replication connection and identifies the server (system id, timeline).
+pub async fn connect_replication(
+    config: &tokio_postgres::Config,
+) -> Result<(crate::wire::ReplicationConnection, crate::wire::SystemInfo)> {
+    let mut repl = crate::wire::ReplicationConnection::connect(config).await?;
+    let system = repl.identify_system().await?;
+    Ok((repl, system))
+}

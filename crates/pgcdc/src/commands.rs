@@ -12,7 +12,6 @@ use pgcdc_sink::files::FilesDestination;
 use pgcdc_sink::Destination;
 use pgcdc_source::connect::{connect_sql, describe};
 use pgcdc_source::setup::{self, SetupSpec};
-use pgcdc_source::wire::ReplicationConnection;
 
 use crate::config::Config;
 use crate::pipeline::{self, RunOptions, RunSummary};
@@ -55,13 +54,7 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     let existing = setup::slot_info(&sql, slot).await?;
     let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
     let added = setup::ensure_publication(&sql, &spec, &info).await?;
-    let mut repl = ReplicationConnection::connect(&cfg.source.pg)
-        .await
-        .map_err(pgcdc_source::Error::from)?;
-    let system = repl
-        .identify_system()
-        .await
-        .map_err(pgcdc_source::Error::from)?;
+    let (mut repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
     let (lsn, created) = match &existing {
         Some(s) => {
             setup::check_slot(slot, s, &info.database)?;

@@ -21,7 +21,7 @@ use pgcdc_sink::Destination;
 use pgcdc_source::catalog::{Catalog, Projection, RelColumn};
 use pgcdc_source::pgoutput::{self, DecodeOptions, Frame, Message, TupleData, TupleValue};
 use pgcdc_source::setup;
-use pgcdc_source::wire::{ReplicationConnection, ReplicationStream};
+use pgcdc_source::wire::ReplicationStream;
 
 use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
 use crate::config::Config;
@@ -188,13 +188,7 @@ async fn session(
             dest.describe()
         )
     })?;
-    let mut repl = ReplicationConnection::connect(&cfg.source.pg)
-        .await
-        .map_err(pgcdc_source::Error::from)?;
-    let system = repl
-        .identify_system()
-        .await
-        .map_err(pgcdc_source::Error::from)?;
+    let (repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
     check_identity(&committed.checkpoint.source, &system.system_id, slot)?;
     let info = setup::slot_info(sql, slot)
         .await?
