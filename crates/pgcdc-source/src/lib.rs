@@ -6,6 +6,7 @@
 //!   protocol (v1–v4) and of the replication CopyData frames around it.
 //! - [`wire`]: a small replication-protocol session (`replication=database`):
 //!   startup, authentication, replication commands, the CopyBoth stream.
+//! - [`snapshot`]: exported-snapshot reads: chunk plans, COPY statements, COPY text parsing.
 //! - [`catalog`]: resolves relation columns to value kinds (domains, enums, keys).
 //! - [`values`]: PostgreSQL wire values (text form) into Arrow builders.
 pub mod catalog;
@@ -13,6 +14,7 @@ pub mod connect;
 mod error;
 pub mod pgoutput;
 pub mod setup;
+pub mod snapshot;
 pub mod values;
 pub mod wire;
 

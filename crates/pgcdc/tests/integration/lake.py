@@ -1,17 +1,35 @@
 #!/usr/bin/env python3
 """An independent reader of pgcdc's changelog files, for the tests (pyarrow, not our code).
 
-    lake.py rows DIR [--columns a,b]            every row, replay order, values as PostgreSQL text
-    lake.py replay DIR --key id --columns a,b   the table's final state, one JSON array per row
+    lake.py rows DIR [--columns a,b]            every row in replay order, one JSON object a line
+    lake.py replay DIR --key id --columns a,b   the table's final state, one JSON array a row
 
-Values are rendered as PostgreSQL's text output renders them (TimeZone=UTC,
-DateStyle=ISO), so the tests can compare with `col::text` from the source. Files of
-different schemas are unified by column name (missing columns read as null).
+DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files. Files of
+different schemas are unified by column name: a column missing from a file reads as null
+(a column whose type changed between files is fine too: values are rendered per file).
+
+Row order: by LSN (`_pgcdc_lsn`, or dlt's `lsn`), deletes first on equal LSN (a key change
+is a delete plus an update with the same LSN), then file order (load, n), then row order.
+
+Values are rendered as PostgreSQL's text output renders them with TimeZone=UTC and
+DateStyle=ISO, so tests can compare with `col::text` from the source. Metadata columns
+`_pgcdc_lsn`/`lsn` and `_pgcdc_xid` (int), `_pgcdc_op` (str) and `_pgcdc_toast_unchanged`
+(list of names or null) are kept as they are; `_pgcdc_commit_ts`/`deleted_ts` render like
+timestamptz. JSONL files carry no types: their JSON values are rendered from the JSON type
+(strings as written, numbers and booleans as PostgreSQL would print them); a missing key
+is null (arrow-json omits nulls).
+
+replay: `snapshot`/`insert`/`update` upsert by key, keeping the previous value of the
+columns named in the row's `_pgcdc_toast_unchanged`; `delete` removes the key; `truncate`
+empties the table. Output rows are in first-insert order.
 """
 import argparse
+import decimal
 import glob
 import json
+import math
 import os
+import re
 import struct
 import sys
 import uuid
@@ -19,14 +37,16 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-META = {"_pgcdc_lsn", "_pgcdc_op", "_pgcdc_xid", "_pgcdc_toast_unchanged", "lsn"}
+RAW_META = {"_pgcdc_lsn", "lsn", "_pgcdc_op", "_pgcdc_xid", "_pgcdc_toast_unchanged"}
 I64_MAX = 2**63 - 1
 I32_MAX = 2**31 - 1
-DAYS_1970_FROM_0000 = 719468
+US_PER_DAY = 86_400_000_000
+UNIT_TO_US = {"s": (1_000_000, 1), "ms": (1_000, 1), "us": (1, 1), "ns": (1, 1_000)}
 
 
 def civil_from_days(z):
-    z += DAYS_1970_FROM_0000
+    """Days since 1970-01-01 → proleptic Gregorian (astronomical year, month, day)."""
+    z += 719468
     era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
@@ -38,15 +58,20 @@ def civil_from_days(z):
     return (y + 1 if m <= 2 else y), m, d
 
 
+def fmt_ymd(days):
+    y, m, d = civil_from_days(days)
+    if y <= 0:
+        return "%04d-%02d-%02d" % (1 - y, m, d), True
+    return "%04d-%02d-%02d" % (y, m, d), False
+
+
 def fmt_date(days):
     if days == I32_MAX:
         return "infinity"
     if days == -I32_MAX:
         return "-infinity"
-    y, m, d = civil_from_days(days)
-    if y <= 0:
-        return "%04d-%02d-%02d BC" % (1 - y, m, d)
-    return "%04d-%02d-%02d" % (y, m, d)
+    s, bc = fmt_ymd(days)
+    return s + " BC" if bc else s
 
 
 def fmt_time(us):
@@ -62,10 +87,9 @@ def fmt_ts(us, tz):
         return "infinity"
     if us == -I64_MAX:
         return "-infinity"
-    days, rem = divmod(us, 86_400_000_000)
-    y, m, d = civil_from_days(days)
-    bc = y <= 0
-    s = "%04d-%02d-%02d %s" % ((1 - y) if bc else y, m, d, fmt_time(rem))
+    days, rem = divmod(us, US_PER_DAY)
+    ymd, bc = fmt_ymd(days)
+    s = ymd + " " + fmt_time(rem)
     if tz:
         s += "+00"
     if bc:
@@ -73,51 +97,73 @@ def fmt_ts(us, tz):
     return s
 
 
-def pg_float_text(shortest):
-    """Python's shortest repr in PostgreSQL's style (no '.0', exponent from 1e15)."""
-    if shortest in ("nan",):
-        return "NaN"
-    if shortest in ("inf", "-inf"):
-        return shortest.replace("inf", "Infinity")
-    mant, _, exp = shortest.partition("e")
-    if mant.endswith(".0"):
-        mant = mant[:-2]
-    if exp:
-        e = int(exp)
-        return "%se%s%02d" % (mant, "-" if e < 0 else "+", abs(e))
-    x = float(mant)
-    if x != 0 and abs(x) >= 1e15:
-        return pg_float_text("%.17g" % x if "e" in "%.17g" % x else "{:e}".format(x).replace(".000000", ""))
-    return mant
+def to_us(v, unit):
+    mul, div = UNIT_TO_US[unit]
+    return v * mul // div
 
 
-def fmt_float(x, bits):
+def shortest_digits(x, bits):
+    """The shortest correctly rounded decimal strictly inside x's rounding interval, as
+    PostgreSQL's Ryu prints it (a decimal exactly halfway to a neighbour is not taken,
+    even where round-half-even would read it back as x)."""
+    ax = abs(x)
+    if bits == 32:
+        b = struct.unpack("<I", struct.pack("<f", ax))[0]
+        lo, hi = (struct.unpack("<f", struct.pack("<I", b + k))[0] for k in (-1, 1))
+    else:
+        lo, hi = math.nextafter(ax, 0.0), math.nextafter(ax, math.inf)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 1200  # exact: doubles have at most 767 significant decimal digits
+        exact, dlo = decimal.Decimal(ax), decimal.Decimal(lo)
+        dhi = decimal.Decimal(hi) if hi != math.inf else 2 * exact - dlo  # above the largest finite
+        low, high = (dlo + exact) / 2, (exact + dhi) / 2
+        for n in range(1, 18 if bits == 64 else 10):
+            d = decimal.Decimal("%.*e" % (n - 1, ax))
+            if low < d < high:
+                return -d if x < 0 else d
+    return decimal.Decimal(repr(x))
+
+
+def fmt_float(x, bits=64):
+    """float4out/float8out (PostgreSQL 12+, extra_float_digits=1): shortest round-trip,
+    scientific notation below 1e-4 and from 1e15 (float8) / 1e6 (float4)."""
     if x != x:
         return "NaN"
     if x in (float("inf"), float("-inf")):
         return "Infinity" if x > 0 else "-Infinity"
     if x == 0:
         return "-0" if str(x).startswith("-") else "0"
-    if bits == 32:
-        for digits in range(1, 10):
-            s = "%.*g" % (digits, x)
-            if struct.unpack("f", struct.pack("f", float(s)))[0] == x:
-                return pg_float_text(repr(float(s)))
-    return pg_float_text(repr(x))
+    sign, digits, exp = shortest_digits(x, bits).as_tuple()
+    digits = list(digits)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits.pop()
+        exp += 1
+    e10 = len(digits) - 1 + exp  # decimal exponent of the first digit
+    neg = "-" if sign else ""
+    if e10 < -4 or e10 >= (6 if bits == 32 else 15):
+        mant = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
+        return "%s%se%s%02d" % (neg, mant, "-" if e10 < 0 else "+", abs(e10))
+    return neg + format(decimal.Decimal((0, tuple(digits), exp)), "f")
 
 
 def render(arr):
     """A pyarrow array → list of PostgreSQL text values (None for null)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     t = arr.type
+    if isinstance(t, pa.BaseExtensionType):
+        return render(arr.storage)
+    if pa.types.is_dictionary(t):
+        return render(arr.dictionary_decode())
     if pa.types.is_timestamp(t):
         raw = arr.cast(pa.int64()).to_pylist()
-        return [None if v is None else fmt_ts(v, t.tz is not None) for v in raw]
+        tz = t.tz is not None
+        return [None if v is None else fmt_ts(v if v in (I64_MAX, -I64_MAX) else to_us(v, t.unit), tz) for v in raw]
     if pa.types.is_date32(t):
         return [None if v is None else fmt_date(v) for v in arr.cast(pa.int32()).to_pylist()]
-    if pa.types.is_time64(t):
-        return [None if v is None else fmt_time(v) for v in arr.cast(pa.int64()).to_pylist()]
-    if isinstance(t, pa.ExtensionType):
-        return render(arr.storage)
+    if pa.types.is_time32(t) or pa.types.is_time64(t):
+        raw = arr.cast(pa.int64() if pa.types.is_time64(t) else pa.int32()).to_pylist()
+        return [None if v is None else fmt_time(to_us(v, t.unit)) for v in raw]
     vals = arr.to_pylist()
     if pa.types.is_boolean(t):
         return [None if v is None else ("t" if v else "f") for v in vals]
@@ -130,42 +176,61 @@ def render(arr):
         return [None if v is None else format(v, "f") for v in vals]
     if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
         return [None if v is None else str(uuid.UUID(bytes=v)) for v in vals]
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
+            or (hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(t)):
         return [None if v is None else "\\x" + v.hex() for v in vals]
-    if pa.types.is_list(t):
-        return vals
-    return [None if v is None else str(v) for v in vals]
+    return [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
+
+
+def render_json_value(v):
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return fmt_float(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def file_order(path):
+    """`<load>.<n>.<ext>` sorts numerically; anything else after, by name."""
+    m = re.match(r"^(\d+)\.(\d+)\.", os.path.basename(path))
+    return (0, int(m.group(1)), int(m.group(2)), path) if m else (1, 0, 0, path)
 
 
 def load(directory):
-    files = sorted(glob.glob(os.path.join(directory, "*.parquet")))
-    tables = [pq.read_table(f) for f in files]
-    for f in sorted(glob.glob(os.path.join(directory, "*.jsonl"))):
-        with open(f) as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
-        if rows:
-            tables.append(pa.Table.from_pylist(rows))
-    if not tables:
-        return []
-    schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
-    out = []
-    for t in tables:
-        cols = {}
-        for name in schema.names:
-            if name in t.column_names:
-                cols[name] = render(t.column(name).combine_chunks())
-            else:
-                cols[name] = [None] * t.num_rows
-        meta_cols = {n: t.column(n).to_pylist() for n in t.column_names if n in META}
-        for i in range(t.num_rows):
-            row = {n: cols[n][i] for n in schema.names}
-            for n, v in meta_cols.items():
-                row[n] = v[i]
-            out.append(row)
-    lsn = "_pgcdc_lsn" if "_pgcdc_lsn" in schema.names else "lsn"
-    op = "_pgcdc_op"
-    out.sort(key=lambda r: (r[lsn], 0 if r.get(op) == "delete" else 1))
-    return out
+    """All rows of a table directory as dicts (column → rendered value), in replay order,
+    and the union of the column names in first-seen order."""
+    files = glob.glob(os.path.join(directory, "*.parquet")) + glob.glob(os.path.join(directory, "*.jsonl"))
+    names, rows = [], []
+
+    def see(cols):
+        for c in cols:
+            if c not in names:
+                names.append(c)
+
+    for f in sorted(files, key=file_order):
+        if f.endswith(".parquet"):
+            t = pq.read_table(f)
+            see(t.column_names)
+            cols = {c: (t.column(c).to_pylist() if c in RAW_META else render(t.column(c))) for c in t.column_names}
+            for i in range(t.num_rows):
+                rows.append({c: v[i] for c, v in cols.items()})
+        else:
+            with open(f, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        obj = json.loads(line)
+                        see(obj.keys())
+                        rows.append({c: (v if c in RAW_META else render_json_value(v)) for c, v in obj.items()})
+    lsn = "_pgcdc_lsn" if "_pgcdc_lsn" in names else "lsn"
+    for r in rows:
+        if r.get(lsn) is None:
+            sys.exit("lake.py: a row in %s has no %s: %r" % (directory, lsn, r))
+    rows.sort(key=lambda r: (r[lsn], 0 if r.get("_pgcdc_op") == "delete" else 1))
+    return names, [{c: r.get(c) for c in names} for r in rows]
 
 
 def replay(rows, key, columns):
@@ -179,30 +244,37 @@ def replay(rows, key, columns):
         if op == "delete":
             state.pop(k, None)
             continue
+        if op not in ("snapshot", "insert", "update"):
+            sys.exit("lake.py: unknown _pgcdc_op %r in %r" % (op, r))
         unchanged = set(r.get("_pgcdc_toast_unchanged") or [])
         prev = state.get(k, {})
-        state[k] = {c: (prev.get(c) if c in unchanged else r.get(c)) for c in r}
-    return [[s.get(c) for c in columns] for s in state.values()]
+        state[k] = {c: (prev.get(c) if c in unchanged else r.get(c)) for c in columns}
+    return [[s[c] for c in columns] for s in state.values()]
 
 
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["rows", "replay"])
     p.add_argument("dir")
-    p.add_argument("--columns")
-    p.add_argument("--key")
+    p.add_argument("--columns", help="comma-separated; rows: which source columns (metadata always)")
+    p.add_argument("--key", help="comma-separated key columns (replay)")
     a = p.parse_args()
-    rows = load(a.dir)
+    if not os.path.isdir(a.dir):
+        sys.exit("lake.py: no such directory: %s" % a.dir)
+    names, rows = load(a.dir)
     if a.command == "rows":
         cols = a.columns.split(",") if a.columns else None
+        meta = [n for n in names if n.startswith("_pgcdc_") or n in ("lsn", "deleted_ts")]
         for r in rows:
             if cols:
-                r = {c: r.get(c) for c in cols + sorted(META & set(r))}
+                r = {c: r.get(c) for c in cols + [m for m in meta if m not in cols]}
             print(json.dumps(r, ensure_ascii=False))
     else:
+        if not a.key or not a.columns:
+            sys.exit("lake.py replay needs --key and --columns")
         for r in replay(rows, a.key.split(","), a.columns.split(",")):
             print(json.dumps(r, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -23,26 +23,34 @@ pub struct Cluster {
     pub database: String,
     /// User.
     pub user: String,
+    /// `PGCDC_TEST_DATABASE_URL` as given (password, query parameters and all).
+    pub given_url: Option<String>,
 }
 
 impl Cluster {
     /// URL of the test database.
     pub fn url(&self) -> String {
-        format!(
-            "postgresql://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
-        )
+        match &self.given_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "postgresql://{}@{}:{}/{}",
+                self.user, self.host, self.port, self.database
+            ),
+        }
     }
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
 }
 
 /// The directory holding initdb/pg_ctl.
@@ -68,17 +76,59 @@ pub fn pg_bin() -> PathBuf {
         .expect("no PostgreSQL server binaries: run scripts/install-deps")
 }
 
+/// psql: the one next to the server binaries of `PGCDC_PG_BIN`, else the one on PATH.
+pub fn psql_bin() -> PathBuf {
+    std::env::var_os("PGCDC_PG_BIN")
+        .map(|d| PathBuf::from(d).join("psql"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
 /// Runs a PostgreSQL binary, as the postgres user when we are root.
 fn pg_command(bin: &Path, args: &[&str]) -> Command {
-    if is_root() {
+    let mut c = if is_root() {
         let mut c = Command::new("runuser");
-        c.arg("-u").arg("postgres").arg("--").arg(bin).args(args);
+        c.arg("-u").arg("postgres").arg("--").arg(bin);
         c
     } else {
-        let mut c = Command::new(bin);
-        c.args(args);
-        c
+        Command::new(bin)
+    };
+    // The postgres user may not be allowed into our working directory.
+    c.args(args).current_dir("/");
+    c
+}
+
+/// Stops the server in `dir/data` and removes `dir` once this process is gone, however it
+/// ends (even SIGKILL). Started before initdb, so that no window leaks the directory, and
+/// in its own session (setsid), so that Ctrl-C on `cargo test` does not take it down with
+/// us. It watches `/proc/<pid>`: as the postgres user, `kill -0` on us fails with EPERM.
+/// rm is retried because the exiting postmaster removes its socket files in `dir` late.
+fn spawn_watchdog(pg_ctl: &Path, dir: &Path) {
+    let script = format!(
+        "while [ -d /proc/{pid} ]; do sleep 1; done; \
+         {pg_ctl} -D {dir}/data stop -m immediate >/dev/null 2>&1; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do rm -rf {dir} 2>/dev/null; [ -e {dir} ] || exit 0; sleep 1; done",
+        pid = std::process::id(),
+        pg_ctl = sh_quote(&pg_ctl.display().to_string()),
+        dir = sh_quote(&dir.display().to_string()),
+    );
+    let mut c = Command::new("setsid");
+    if is_root() {
+        c.args(["runuser", "-u", "postgres", "--"]);
     }
+    c.args(["sh", "-c", &script])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Detached on purpose: it outlives this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = c.spawn().expect("spawn the cluster watchdog (setsid sh)");
+}
+
+/// Quotes a string for sh.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn free_port() -> u16 {
@@ -91,9 +141,15 @@ fn free_port() -> u16 {
 /// Extra settings for [`start_cluster`].
 pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
     let bin = pg_bin();
+    // As root, under /tmp: the postgres user must reach it (TMPDIR may be private).
+    let parent = if is_root() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
     let dir = tempfile::Builder::new()
         .prefix("pgcdc-test-pg-")
-        .tempdir()
+        .tempdir_in(parent)
         .expect("tempdir")
         .keep();
     if is_root() {
@@ -105,6 +161,7 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
             .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "chown postgres {}", dir.display());
     }
+    spawn_watchdog(&bin.join("pg_ctl"), &dir);
     let data = dir.join("data");
     let out = pg_command(
         &bin.join("initdb"),
@@ -133,6 +190,12 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
     for (k, v) in settings {
         conf.push_str(&format!("{k} = {v}\n"));
     }
+    // initdb --auth=trust trusts local TCP already; say so explicitly (first match wins).
+    let hba_path = data.join("pg_hba.conf");
+    let hba = std::fs::read_to_string(&hba_path).expect("pg_hba.conf");
+    let hba =
+        format!("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n{hba}");
+    std::fs::write(&hba_path, hba).expect("write pg_hba.conf");
     let conf_path = data.join("postgresql.conf");
     let mut existing = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
     existing.push_str(&conf);
@@ -159,34 +222,12 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    // Stop the server and remove its directory when this process exits, however it exits.
-    let watchdog = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; {pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = data.display(),
-        dir = dir.display()
-    );
-    let mut w = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "sh", "-c", &watchdog]);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", &watchdog]);
-        c
-    };
-    w.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // Detached on purpose: it outlives this process to clean up after it.
-    #[allow(clippy::zombie_processes)]
-    let _watchdog = w.spawn().expect("watchdog");
     Cluster {
         host: "127.0.0.1".into(),
         port,
         database: "postgres".into(),
         user: "postgres".into(),
+        given_url: None,
     }
 }
 
@@ -204,6 +245,7 @@ pub fn cluster() -> &'static Cluster {
                 } else {
                     u.username().to_string()
                 },
+                given_url: Some(url.clone()),
             };
         }
         start_cluster(&[])
@@ -242,9 +284,12 @@ impl TestEnv {
                     '_'
                 }
             })
-            .take(40)
+            .take(32)
             .collect();
-        let name = format!("t_{base}_{}_{n}", std::process::id());
+        // Fixed-width pid and counter: no env's name is a prefix of another's (Drop drops
+        // every slot whose name starts with it). At most 2+32+1+7+1+4 = 47 bytes, leaving
+        // 16 of PostgreSQL's 63 for suffixes a test adds to make more slots.
+        let name = format!("t_{base}_{:07}_{n:04}", std::process::id());
         let env = TestEnv {
             schema: name.clone(),
             slot: name.clone(),
@@ -275,7 +320,7 @@ impl TestEnv {
     }
 
     fn psql(&self, sql: &str, search_path: bool) -> Output {
-        let mut c = Command::new("psql");
+        let mut c = Command::new(psql_bin());
         c.args([
             "-X",
             "-q",
@@ -375,16 +420,28 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let slot = self.slot.replace('\'', "''");
+        // The env's slots (its name, and its name + anything): stop their walsenders, wait
+        // (up to 10 s) until they let go, drop them.
+        let like = self
+            .slot
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%")
+            .replace('\'', "''");
+        let mine = format!("slot_name LIKE '{like}%' ESCAPE '\\'");
         let _ = self.psql(
             &format!(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE '{slot}%' AND active_pid IS NOT NULL"
+                "DO $$ BEGIN
+                   PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+                     WHERE {mine} AND active_pid IS NOT NULL;
+                   FOR i IN 1..200 LOOP
+                     EXIT WHEN NOT EXISTS (SELECT FROM pg_replication_slots WHERE {mine} AND active);
+                     PERFORM pg_sleep(0.05);
+                   END LOOP;
+                   PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                     WHERE {mine} AND NOT active;
+                 END $$"
             ),
-            false,
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let _ = self.psql(
-            &format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE '{slot}%' AND NOT active"),
             false,
         );
         let _ = self.psql(
