@@ -404,10 +404,20 @@ pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates a logical pgoutput slot; returns its consistent point.
-pub async fn create_slot(repl: &mut ReplicationConnection, slot: &str) -> Result<Lsn> {
-    let created = repl
-        .create_logical_slot(slot, false, SnapshotAction::NoExport)
+/// Creates a logical pgoutput slot. With `export`, the slot's snapshot is exported for
+/// the initial copy: it stays valid while `repl` issues no further command.
+pub async fn create_slot(
+    repl: &mut ReplicationConnection,
+    slot: &str,
+    temporary: bool,
+    export: bool,
+) -> Result<crate::wire::CreatedSlot> {
+    let action = if export {
+        SnapshotAction::Export
+    } else {
+        SnapshotAction::NoExport
+    };
+    repl.create_logical_slot(slot, temporary, action)
         .await
         .map_err(|e| {
             let err: Error = e.into();
@@ -415,8 +425,7 @@ pub async fn create_slot(repl: &mut ReplicationConnection, slot: &str) -> Result
                 err.kind(),
                 format!("creating replication slot {slot}: {err}"),
             )
-        })?;
-    Ok(created.consistent_point)
+        })
 }
 
 /// Drops slot and publication (missing ones are fine). An active slot is an error.

@@ -36,7 +36,12 @@ impl SnapshotTable {
     pub fn rel_columns(&self) -> Vec<RelColumn<'_>> {
         self.columns
             .iter()
-            .map(|(name, flags, type_oid, typmod)| RelColumn { name, flags: *flags, type_oid: *type_oid, typmod: *typmod })
+            .map(|(name, flags, type_oid, typmod)| RelColumn {
+                name,
+                flags: *flags,
+                type_oid: *type_oid,
+                typmod: *typmod,
+            })
             .collect()
     }
 }
@@ -72,9 +77,24 @@ pub async fn describe_table(client: &Client, table: &TableName) -> Result<Snapsh
         .map_err(|e| Error::from_pg("reading the table's columns", e))?;
     let columns = cols
         .iter()
-        .map(|r| (r.get::<_, String>(0), u8::from(r.get::<_, bool>(3)), r.get::<_, u32>(1), r.get::<_, i32>(2)))
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                u8::from(r.get::<_, bool>(3)),
+                r.get::<_, u32>(1),
+                r.get::<_, i32>(2),
+            )
+        })
         .collect();
-    Ok(SnapshotTable { table: table.clone(), oid, relkind, pages, rows, replident, columns })
+    Ok(SnapshotTable {
+        table: table.clone(),
+        oid,
+        relkind,
+        pages,
+        rows,
+        replident,
+        columns,
+    })
 }
 
 /// A CTID page range `[lo, hi)`; `hi = None` reads to the end of the table.
@@ -86,7 +106,6 @@ pub struct Chunk {
     pub hi: Option<u32>,
 }
 
-
 /// Splits `pages` into chunks of `pages_per_chunk`; the last one is open-ended so rows
 /// beyond a stale `relpages` are still read. Partitioned roots are one chunk.
 pub fn plan_chunks(pages: u32, pages_per_chunk: u32, partitioned: bool) -> Vec<Chunk> {
@@ -97,7 +116,10 @@ pub fn plan_chunks(pages: u32, pages_per_chunk: u32, partitioned: bool) -> Vec<C
     let mut out = Vec::new();
     let mut lo = 0u32;
     while lo.saturating_add(step) < pages {
-        out.push(Chunk { lo, hi: Some(lo + step) });
+        out.push(Chunk {
+            lo,
+            hi: Some(lo + step),
+        });
         lo += step;
     }
     out.push(Chunk { lo, hi: None });
@@ -105,15 +127,27 @@ pub fn plan_chunks(pages: u32, pages_per_chunk: u32, partitioned: bool) -> Vec<C
 }
 
 /// The COPY statement for one chunk of `table`, reading `columns`.
-pub fn copy_statement(table: &TableName, columns: &[&str], chunk: Chunk, partitioned: bool) -> String {
+pub fn copy_statement(
+    table: &TableName,
+    columns: &[&str],
+    chunk: Chunk,
+    partitioned: bool,
+) -> String {
     let cols = if columns.is_empty() {
         "NULL".to_string()
     } else {
-        columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let filter = match (partitioned, chunk.hi) {
         (true, _) => String::new(),
-        (false, Some(hi)) => format!(" WHERE ctid >= '({},0)'::tid AND ctid < '({hi},0)'::tid", chunk.lo),
+        (false, Some(hi)) => format!(
+            " WHERE ctid >= '({},0)'::tid AND ctid < '({hi},0)'::tid",
+            chunk.lo
+        ),
         (false, None) if chunk.lo == 0 => String::new(),
         (false, None) => format!(" WHERE ctid >= '({},0)'::tid", chunk.lo),
     };
@@ -149,7 +183,11 @@ impl CopyText {
     }
 
     /// Feeds COPY data; calls `row` with the fields of each complete row.
-    pub fn feed<E>(&mut self, data: &[u8], mut row: impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    pub fn feed<E>(
+        &mut self,
+        data: &[u8],
+        mut row: impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut data = data;
         if !self.pending.is_empty() {
             match data.iter().position(|&b| b == b'\n') {
@@ -178,7 +216,11 @@ impl CopyText {
         !self.pending.is_empty()
     }
 
-    fn line<E>(&mut self, line: &[u8], row: &mut impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    fn line<E>(
+        &mut self,
+        line: &[u8],
+        row: &mut impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         self.scratch.clear();
         self.ranges.clear();
         for field in line.split(|&b| b == b'\t') {
@@ -288,8 +330,18 @@ mod tests {
     fn rows_split_across_reads_and_escapes_decode() {
         let rows = parse(&[b"1\ta\\tb\t\\N\n2\t", b"x\\\\y\\ny\\101\\x41\t\n"]);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], vec![Some(b"1".to_vec()), Some(b"a\tb".to_vec()), None]);
-        assert_eq!(rows[1], vec![Some(b"2".to_vec()), Some(b"x\\y\nyAA".to_vec()), Some(Vec::new())]);
+        assert_eq!(
+            rows[0],
+            vec![Some(b"1".to_vec()), Some(b"a\tb".to_vec()), None]
+        );
+        assert_eq!(
+            rows[1],
+            vec![
+                Some(b"2".to_vec()),
+                Some(b"x\\y\nyAA".to_vec()),
+                Some(Vec::new())
+            ]
+        );
     }
 
     #[test]
@@ -297,7 +349,17 @@ mod tests {
         assert_eq!(plan_chunks(0, 10, false), vec![Chunk { lo: 0, hi: None }]);
         assert_eq!(
             plan_chunks(25, 10, false),
-            vec![Chunk { lo: 0, hi: Some(10) }, Chunk { lo: 10, hi: Some(20) }, Chunk { lo: 20, hi: None }]
+            vec![
+                Chunk {
+                    lo: 0,
+                    hi: Some(10)
+                },
+                Chunk {
+                    lo: 10,
+                    hi: Some(20)
+                },
+                Chunk { lo: 20, hi: None }
+            ]
         );
         assert_eq!(plan_chunks(25, 10, true).len(), 1);
         let t = TableName::new("s", "t\"x");

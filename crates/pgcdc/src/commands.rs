@@ -55,52 +55,158 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
     let added = setup::ensure_publication(&sql, &spec, &info).await?;
     let (mut repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
-    let (lsn, created) = match &existing {
+    let (lsn, created, exported) = match &existing {
         Some(s) => {
             setup::check_slot(slot, s, &info.database)?;
-            (s.confirmed_flush_lsn.unwrap_or_default(), false)
+            (s.confirmed_flush_lsn.unwrap_or_default(), false, None)
         }
-        None => (setup::create_slot(&mut repl, slot).await?, true),
+        None => {
+            let c = setup::create_slot(&mut repl, slot, false, !no_snapshot).await?;
+            (c.consistent_point, true, c.snapshot_name)
+        }
     };
-    repl.close().await.ok();
     let mut dest = destination(cfg)?;
-    let checkpoint = Checkpoint {
+    let identity = SourceIdentity {
+        system_identifier: system.system_id.clone(),
+        database: info.database.clone(),
+        slot: slot.clone(),
+    };
+    let fresh = Checkpoint {
         lsn,
-        source: SourceIdentity {
-            system_identifier: system.system_id.clone(),
-            database: info.database.clone(),
-            slot: slot.clone(),
-        },
+        source: identity,
         committed_at: chrono::Utc::now().to_rfc3339(),
         extra: Default::default(),
     };
-    let wrote = dest.initialize(&checkpoint, reset || created).await?;
-    if !wrote {
-        if let Some(c) = dest.read_committed().await? {
-            if c.checkpoint.source != checkpoint.source {
-                bail!(
-                    "the destination {} already holds data of another source (system {}, database {}, slot {}); use another destination.dataset, or `pgcdc init --reset`",
-                    dest.describe(),
-                    c.checkpoint.source.system_identifier,
-                    c.checkpoint.source.database,
-                    c.checkpoint.source.slot
-                );
-            }
-        }
+    let wrote = dest.initialize(&fresh, reset || created).await?;
+    let mut checkpoint = dest
+        .read_committed()
+        .await?
+        .map(|c| c.checkpoint)
+        .ok_or_else(|| anyhow::anyhow!("the destination checkpoint could not be read back"))?;
+    if checkpoint.source != fresh.source {
+        bail!(
+            "the destination {} already holds data of another source (system {}, database {}, slot {}); use another destination.dataset, or `pgcdc init --reset`",
+            dest.describe(),
+            checkpoint.source.system_identifier,
+            checkpoint.source.database,
+            checkpoint.source.slot
+        );
     }
+    let wanted = if no_snapshot {
+        Vec::new()
+    } else if created {
+        configured_tables(cfg, &sql).await?
+    } else {
+        added
+            .iter()
+            .filter(|t| !t.ends_with(".*"))
+            .cloned()
+            .collect()
+    };
+    let snapshot = take_snapshot(
+        cfg,
+        &mut dest,
+        &sql,
+        &mut checkpoint,
+        exported.as_deref(),
+        lsn,
+        &wanted,
+    )
+    .await?;
+    repl.close().await.ok();
+    print_init(
+        cfg,
+        &spec,
+        &added,
+        created,
+        lsn,
+        &dest,
+        wrote,
+        snapshot.as_ref(),
+        no_snapshot,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configured tables, or every table of the schema.
+async fn configured_tables(cfg: &Config, sql: &tokio_postgres::Client) -> Result<Vec<String>> {
+    Ok(match &cfg.source.tables {
+        Some(t) => t.clone(),
+        None => setup::list_tables(sql, &cfg.source.schema, None)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
+    })
+}
+
+/// Snapshots `wanted` plus anything an earlier attempt left unfinished: from the slot's
+/// exported snapshot when there is one, else from a temporary slot's.
+async fn take_snapshot(
+    cfg: &Config,
+    dest: &mut FilesDestination,
+    sql: &tokio_postgres::Client,
+    checkpoint: &mut Checkpoint,
+    exported: Option<&str>,
+    lsn: pgcdc_core::Lsn,
+    wanted: &[String],
+) -> Result<Option<crate::snapshot::SnapshotSummary>> {
+    let pending = crate::snapshot::Progress::of(checkpoint)?.pending();
+    if wanted.is_empty() && pending.is_empty() {
+        return Ok(None);
+    }
+    if let Some(name) = exported {
+        return Ok(Some(
+            crate::snapshot::run(cfg, dest, sql, checkpoint, name, lsn, wanted).await?,
+        ));
+    }
+    let (mut repl, _) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
+    let base: String = cfg.source.slot.chars().take(40).collect();
+    let temp = format!("{base}_snap_{}", std::process::id());
+    let created = setup::create_slot(&mut repl, &temp, true, true).await?;
+    let name = created
+        .snapshot_name
+        .ok_or_else(|| anyhow::anyhow!("the server exported no snapshot for slot {temp}"))?;
+    tracing::info!(slot = %temp, at = %created.consistent_point, tables = ?wanted, pending = ?pending, "snapshot from a temporary slot");
+    let summary = crate::snapshot::run(
+        cfg,
+        dest,
+        sql,
+        checkpoint,
+        &name,
+        created.consistent_point,
+        wanted,
+    )
+    .await?;
+    repl.close().await.ok();
+    Ok(Some(summary))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_init(
+    cfg: &Config,
+    spec: &SetupSpec,
+    added: &[String],
+    created: bool,
+    lsn: pgcdc_core::Lsn,
+    dest: &FilesDestination,
+    wrote: bool,
+    snapshot: Option<&crate::snapshot::SnapshotSummary>,
+    no_snapshot: bool,
+) {
     println!("source       {}", describe(&cfg.source.pg));
+    let added_text = if added.is_empty() {
+        String::new()
+    } else {
+        format!(", added: {}", added.join(", "))
+    };
     println!(
-        "publication  {} ({}){}",
-        cfg.source.publication,
-        spec.publish,
-        if added.is_empty() {
-            String::new()
-        } else {
-            format!(", added: {}", added.join(", "))
-        }
+        "publication  {} ({}){added_text}",
+        cfg.source.publication, spec.publish
     );
     println!(
-        "slot         {slot} {} at {lsn}",
+        "slot         {} {} at {lsn}",
+        cfg.source.slot,
         if created { "created" } else { "exists" }
     );
     println!(
@@ -108,10 +214,19 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
         dest.describe(),
         if wrote { "written" } else { "kept" }
     );
-    if !no_snapshot && (created || !added.is_empty()) {
-        println!("snapshot     not taken: initial snapshots are not implemented yet; rows that existed before now are not copied");
+    match snapshot {
+        Some(s) => {
+            let rows: u64 = s.rows.values().sum();
+            println!("snapshot     {rows} rows in {} chunks", s.chunks);
+            for (t, n) in &s.rows {
+                println!("  {t:<30} {n:>12} rows");
+            }
+        }
+        None if no_snapshot => {
+            println!("snapshot     skipped (--no-snapshot): only changes from now on")
+        }
+        None => {}
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {

@@ -30,7 +30,27 @@ struct RawConfig {
     source: RawSource,
     destination: RawDestination,
     batch: RawBatch,
+    snapshot: RawSnapshot,
     types: ValuePolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSnapshot {
+    workers: usize,
+    chunk_mb: usize,
+}
+
+impl Default for RawSnapshot {
+    fn default() -> Self {
+        // Two connections per core keeps COPY busy while rows are encoded; capped so a
+        // large machine does not open dozens of connections by default.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RawSnapshot {
+            workers: (cores * 2).clamp(2, 16),
+            chunk_mb: 64,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +206,15 @@ pub struct BatchConfig {
     pub flush_interval: Duration,
 }
 
+/// The initial snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotConfig {
+    /// Parallel connections reading chunks.
+    pub workers: usize,
+    /// Chunk size in MiB of heap pages.
+    pub chunk_mb: usize,
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -197,6 +226,8 @@ pub struct Config {
     pub meta: MetaColumns,
     /// Batching.
     pub batch: BatchConfig,
+    /// Snapshot.
+    pub snapshot: SnapshotConfig,
     /// Value policies.
     pub types: ValuePolicy,
     /// Where the configuration came from, for messages.
@@ -359,6 +390,10 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             max_rows: raw.batch.max_rows,
             max_bytes: raw.batch.max_mb << 20,
             flush_interval: Duration::from_millis(raw.batch.flush_interval_ms.max(10)),
+        },
+        snapshot: SnapshotConfig {
+            workers: raw.snapshot.workers.max(1),
+            chunk_mb: raw.snapshot.chunk_mb.max(1),
         },
         types: raw.types,
         origin,

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod dlt;
 mod pipeline;
+mod snapshot;
 mod streamed;
 
 use std::path::PathBuf;

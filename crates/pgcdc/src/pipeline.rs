@@ -188,6 +188,13 @@ async fn session(
             dest.describe()
         )
     })?;
+    let pending = crate::snapshot::Progress::of(&committed.checkpoint)?.pending();
+    if !pending.is_empty() {
+        bail!(
+            "the initial snapshot of {} is not finished; run `pgcdc init` to complete it before `run`",
+            pending.join(", ")
+        );
+    }
     let (repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
     check_identity(&committed.checkpoint.source, &system.system_id, slot)?;
     let info = setup::slot_info(sql, slot)

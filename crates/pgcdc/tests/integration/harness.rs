@@ -101,3 +101,92 @@ pq.write_table(pa.table({{"i": pa.array([3], pa.int32()), "_pgcdc_lsn": pa.array
         "0001-01-01 BC|24:00:00|1.5|-0"
     );
 }
+
+#[test]
+fn names_are_valid_identifiers_and_never_prefixes_of_each_other() {
+    let long = "Harness::A very long test name, with UPPER case, punctuation and ☃ too";
+    let a = TestEnv::new(long);
+    let b = TestEnv::new(long);
+    for env in [&a, &b] {
+        assert!(
+            env.slot.len() <= 47,
+            "{} leaves room for suffixes",
+            env.slot
+        );
+        assert!(
+            env.slot
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{}",
+            env.slot
+        );
+        assert_eq!((&env.schema, &env.publication), (&env.slot, &env.slot));
+    }
+    assert!(!a.slot.starts_with(&b.slot) && !b.slot.starts_with(&a.slot));
+}
+
+/// Dropping an env drops its slots (its name and its name + suffix), active ones too, and
+/// nobody else's.
+#[test]
+fn dropping_an_env_drops_its_slots_even_active_ones() {
+    let other = TestEnv::new("harness_slots_other");
+    other.sql(&format!(
+        "SELECT pg_create_logical_replication_slot('{}', 'pgoutput')",
+        other.slot
+    ));
+    let env = TestEnv::new("harness_slots");
+    let (slot, extra) = (env.slot.clone(), format!("{}_x", env.slot));
+    for s in [&slot, &extra] {
+        env.sql(&format!(
+            "SELECT pg_create_logical_replication_slot('{s}', 'test_decoding')"
+        ));
+    }
+    // Keep one slot busy with a streaming client.
+    let mut client = std::process::Command::new(crate::support::pg_bin().join("pg_recvlogical"))
+        .args([
+            "-d",
+            &env.url(),
+            "--slot",
+            &extra,
+            "--start",
+            "-f",
+            "/dev/null",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pg_recvlogical");
+    let active =
+        format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{extra}' AND active");
+    let mut waited = 0;
+    while env.sql(&active).trim() != "1" && waited < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(
+        env.sql(&active).trim(),
+        "1",
+        "pg_recvlogical did not attach"
+    );
+    let count = format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('{slot}', '{extra}')"
+    );
+    let schema = env.schema.clone();
+    drop(env);
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(other.sql(&count).trim(), "0");
+    assert_eq!(
+        other
+            .sql(&format!(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'"
+            ))
+            .trim(),
+        "0"
+    );
+    let mine = format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+        other.slot
+    );
+    assert_eq!(other.sql(&mine).trim(), "1", "another env's slot survives");
+}

@@ -59,11 +59,10 @@ fn lake_py_renders_what_postgres_prints() {
         |expr: &str| format!("(extract(epoch FROM {expr}) * 1000000)::numeric(30,0)::text");
     // Every query yields json [kind, raw Arrow value as text, PostgreSQL's text output].
     let queries = [
-        format!(
-            "SELECT json_build_array('date', (d - date '1970-01-01')::text, format('%s', d)) FROM unnest(ARRAY[
-               '1970-01-01','1969-12-31','2024-02-29','1900-03-01','2000-02-29','0001-01-01','0001-12-31 BC',
-               '0002-03-01 BC','0044-03-15 BC','4714-11-24 BC','9999-12-31','10000-01-01','5874897-12-31']::date[]) d"
-        ),
+        "SELECT json_build_array('date', (d - date '1970-01-01')::text, format('%s', d)) FROM unnest(ARRAY[
+           '1970-01-01','1969-12-31','2024-02-29','1900-03-01','2000-02-29','0001-01-01','0001-12-31 BC',
+           '0002-03-01 BC','0044-03-15 BC','4714-11-24 BC','9999-12-31','10000-01-01','5874897-12-31']::date[]) d"
+            .to_string(),
         format!(
             "SELECT json_build_array('timestamp', {}, format('%s', t)) FROM unnest(ARRAY[
                '1970-01-01 00:00:00','2024-01-01 10:00:00.5','1999-12-31 23:59:59.999999','1969-07-20 20:17:40.000001',

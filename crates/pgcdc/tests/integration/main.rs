@@ -5,4 +5,5 @@ mod harness;
 mod lake_reader;
 mod operations;
 mod replication;
+mod snapshot;
 mod support;

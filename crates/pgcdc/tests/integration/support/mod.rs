@@ -235,16 +235,24 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         if let Ok(url) = std::env::var("PGCDC_TEST_DATABASE_URL") {
-            let u = url::Url::parse(&url).expect("PGCDC_TEST_DATABASE_URL is not a URL");
+            // Used verbatim; the parts are informational (libpq accepts URLs the url crate
+            // does not, e.g. `postgresql://user@/db?host=/run/postgresql`).
+            let u = url::Url::parse(&url).ok();
+            let u = u.as_ref();
             return Cluster {
-                host: u.host_str().unwrap_or("127.0.0.1").to_string(),
-                port: u.port().unwrap_or(5432),
-                database: u.path().trim_start_matches('/').to_string(),
-                user: if u.username().is_empty() {
-                    "postgres".into()
-                } else {
-                    u.username().to_string()
-                },
+                host: u
+                    .and_then(|u| u.host_str())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or("127.0.0.1")
+                    .to_string(),
+                port: u.and_then(|u| u.port()).unwrap_or(5432),
+                database: u
+                    .map(|u| u.path().trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                user: u
+                    .map(|u| u.username().to_string())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "postgres".into()),
                 given_url: Some(url.clone()),
             };
         }

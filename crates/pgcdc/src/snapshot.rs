@@ -1,0 +1,349 @@
+//! The initial snapshot: every row of the configured tables as of a slot's consistent
+//! point, streamed by parallel workers straight into the destination.
+//!
+//! Tables are split into CTID page ranges ("chunks"). `workers` connections import the
+//! exported snapshot and take chunks from a shared queue; a chunk's rows are written and
+//! committed together with a progress record in the checkpoint (`extra.snapshot`), so a
+//! chunk is either wholly in the destination or not at all. The checkpoint's stream LSN
+//! does not move: snapshot rows carry the snapshot's LSN in `_pgcdc_lsn` and op
+//! `snapshot`, so replaying by LSN interleaves them correctly with the stream.
+//!
+//! Resuming: an exported snapshot lives only as long as the connection that exported it.
+//! If pgcdc dies mid-snapshot, the next `init` reads the unfinished chunks from the
+//! checkpoint and reads them from a *new* snapshot (a temporary slot's, at a later LSN L2),
+//! labelled L2. Finished chunks are not read again. Replay stays exact: the stream
+//! delivers every change after the original point, and the re-read rows, labelled L2,
+//! apply after the changes before L2 (upserts by key are idempotent). The same mechanism
+//! gives tables added to the publication later their earlier rows.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow_array::RecordBatch;
+use futures_util::{pin_mut, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use pgcdc_core::{Checkpoint, Lsn, Op, TableName, TableSchema};
+use pgcdc_sink::Destination;
+use pgcdc_source::catalog::Catalog;
+use pgcdc_source::snapshot::{self as snap, Chunk, CopyText};
+
+use crate::batch::{Cell, RowMeta, TableBuffer};
+use crate::config::Config;
+
+/// Key of the progress record in `Checkpoint::extra`.
+const PROGRESS_KEY: &str = "snapshot";
+
+/// Which chunks of which tables are done.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Per table (by name within the configured schema).
+    pub tables: BTreeMap<String, TableProgress>,
+}
+
+/// One table's chunk plan and finished chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableProgress {
+    /// Page ranges `[lo, hi)`; `hi = None` reads to the end.
+    pub chunks: Vec<(u32, Option<u32>)>,
+    /// Indexes of finished chunks.
+    pub done: BTreeSet<usize>,
+}
+
+impl Progress {
+    /// Reads the progress record of a checkpoint.
+    pub fn of(checkpoint: &Checkpoint) -> Result<Progress> {
+        match checkpoint.extra.get(PROGRESS_KEY) {
+            None => Ok(Progress::default()),
+            Some(v) => serde_json::from_value(v.clone())
+                .context("reading snapshot progress from the checkpoint"),
+        }
+    }
+
+    /// Tables with unfinished chunks.
+    pub fn pending(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.done.len() < t.chunks.len())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn store(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        if self.pending().is_empty() {
+            checkpoint.extra.remove(PROGRESS_KEY);
+        } else {
+            checkpoint
+                .extra
+                .insert(PROGRESS_KEY.into(), serde_json::to_value(self)?);
+        }
+        Ok(())
+    }
+}
+
+/// What a snapshot did.
+#[derive(Debug, Default)]
+pub struct SnapshotSummary {
+    /// Rows per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Chunks read now (finished chunks of an earlier attempt are not counted).
+    pub chunks: usize,
+}
+
+struct Job {
+    table: usize,
+    chunk: usize,
+    sql: String,
+}
+
+struct Done {
+    table: usize,
+    chunk: usize,
+    rows: u64,
+    batches: Vec<RecordBatch>,
+}
+
+struct Plan {
+    name: String,
+    schema: Arc<TableSchema>,
+}
+
+/// Reads `tables` (plus any unfinished chunks recorded in `checkpoint`) from the exported
+/// snapshot `snapshot_name` taken at `snapshot_lsn`, committing after every chunk.
+pub async fn run(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    checkpoint: &mut Checkpoint,
+    snapshot_name: &str,
+    snapshot_lsn: Lsn,
+    tables: &[String],
+) -> Result<SnapshotSummary> {
+    let mut progress = Progress::of(checkpoint)?;
+    let mut catalog = Catalog::new(cfg.types);
+    let pages_per_chunk = u32::try_from((cfg.snapshot.chunk_mb << 20) / 8192)
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let mut names: Vec<String> = progress.pending();
+    for t in tables {
+        if !names.contains(t) {
+            names.push(t.clone());
+        }
+    }
+    let mut plans = Vec::new();
+    let mut jobs = VecDeque::new();
+    for name in &names {
+        let table = TableName::new(cfg.source.schema.clone(), name.clone());
+        let desc = snap::describe_table(sql, &table).await?;
+        let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
+        let projection = catalog
+            .project(
+                sql,
+                desc.oid,
+                table.clone(),
+                desc.replident,
+                &desc.rel_columns(),
+                include,
+            )
+            .await?;
+        let partitioned = desc.relkind == 'p';
+        let entry = progress
+            .tables
+            .entry(name.clone())
+            .or_insert_with(|| TableProgress {
+                chunks: snap::plan_chunks(desc.pages, pages_per_chunk, partitioned)
+                    .into_iter()
+                    .map(|c| (c.lo, c.hi))
+                    .collect(),
+                done: BTreeSet::new(),
+            });
+        if tables.contains(name) && entry.done.len() == entry.chunks.len() {
+            // Asked for again (e.g. re-added): start over.
+            entry.done.clear();
+        }
+        let columns: Vec<&str> = projection
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
+            if !entry.done.contains(&i) {
+                let sql =
+                    snap::copy_statement(&table, &columns, Chunk { lo: *lo, hi: *hi }, partitioned);
+                jobs.push_back(Job {
+                    table: plans.len(),
+                    chunk: i,
+                    sql,
+                });
+            }
+        }
+        tracing::info!(table = %table, chunks = entry.chunks.len(), pending = entry.chunks.len() - entry.done.len(), est_rows = desc.rows.max(0.0) as u64, "snapshot planned");
+        plans.push(Plan {
+            name: name.clone(),
+            schema: Arc::new(projection.schema),
+        });
+    }
+    if jobs.is_empty() {
+        progress.store(checkpoint)?;
+        return Ok(SnapshotSummary::default());
+    }
+    // The plan is durable before any row is read: a crash leaves a resumable record.
+    progress.store(checkpoint)?;
+    dest.commit(checkpoint).await?;
+
+    let total = jobs.len();
+    let workers = cfg.snapshot.workers.clamp(1, total.max(1));
+    let queue = Arc::new(Mutex::new(jobs));
+    let plans = Arc::new(plans);
+    let (tx, mut rx) = mpsc::channel::<Result<Done>>(workers * 2);
+    for _ in 0..workers {
+        let (queue, plans, tx) = (Arc::clone(&queue), Arc::clone(&plans), tx.clone());
+        let (pg, name, meta, policy) = (
+            cfg.source.pg.clone(),
+            snapshot_name.to_string(),
+            cfg.meta.clone(),
+            cfg.types,
+        );
+        tokio::spawn(async move {
+            let result = worker(
+                &pg,
+                &name,
+                snapshot_lsn,
+                &queue,
+                &plans,
+                &meta,
+                &policy,
+                &tx,
+            )
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+    }
+    drop(tx);
+    let mut summary = SnapshotSummary::default();
+    while let Some(msg) = rx.recv().await {
+        let done = msg?;
+        let plan = plans
+            .get(done.table)
+            .ok_or_else(|| anyhow!("internal: bad table index"))?;
+        for batch in done.batches {
+            dest.write(&plan.schema, batch).await?;
+        }
+        let entry = progress
+            .tables
+            .get_mut(&plan.name)
+            .ok_or_else(|| anyhow!("internal: no progress for {}", plan.name))?;
+        entry.done.insert(done.chunk);
+        let of = entry.chunks.len();
+        progress.store(checkpoint)?;
+        checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
+        dest.commit(checkpoint).await?;
+        pgcdc_sink::failpoint("snapshot.after_chunk");
+        *summary.rows.entry(plan.name.clone()).or_default() += done.rows;
+        summary.chunks += 1;
+        tracing::info!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+    }
+    if summary.chunks != total {
+        bail!(
+            "the snapshot stopped after {} of {total} chunks; run `pgcdc init` again to finish it",
+            summary.chunks
+        );
+    }
+    Ok(summary)
+}
+
+/// One snapshot connection: imports the snapshot, then reads chunks until none are left.
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    pg: &tokio_postgres::Config,
+    snapshot_name: &str,
+    lsn: Lsn,
+    queue: &Mutex<VecDeque<Job>>,
+    plans: &[Plan],
+    meta: &pgcdc_core::MetaColumns,
+    policy: &pgcdc_core::ValuePolicy,
+    tx: &mpsc::Sender<Result<Done>>,
+) -> Result<()> {
+    let client = pgcdc_source::connect::connect_sql(pg).await?;
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'")
+        .await
+        .context("setting up a snapshot session")?;
+    snap::import_snapshot(&client, snapshot_name).await.map_err(|e| {
+        anyhow!("{e}; the exported snapshot is gone (its connection ended): run `pgcdc init` again to resume from a new snapshot")
+    })?;
+    loop {
+        let job = match queue.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(_) => bail!("internal: snapshot queue poisoned"),
+        };
+        let Some(job) = job else { break };
+        let plan = plans
+            .get(job.table)
+            .ok_or_else(|| anyhow!("internal: bad table index"))?;
+        let done = read_chunk(&client, &job, plan, lsn, meta, policy).await?;
+        if tx.send(Ok(done)).await.is_err() {
+            break;
+        }
+    }
+    client.batch_execute("COMMIT").await.ok();
+    Ok(())
+}
+
+async fn read_chunk(
+    client: &tokio_postgres::Client,
+    job: &Job,
+    plan: &Plan,
+    lsn: Lsn,
+    meta: &pgcdc_core::MetaColumns,
+    policy: &pgcdc_core::ValuePolicy,
+) -> Result<Done> {
+    let stream = client
+        .copy_out(job.sql.as_str())
+        .await
+        .with_context(|| format!("reading a snapshot chunk of {}", plan.schema.table))?;
+    pin_mut!(stream);
+    let mut buf = TableBuffer::new(Arc::clone(&plan.schema), meta);
+    let mut parser = CopyText::new();
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    let row_meta = RowMeta {
+        lsn: lsn.as_i64(),
+        op: Op::Snapshot,
+        commit_ts: None,
+        xid: None,
+    };
+    // The SELECT lists exactly the included columns, in schema order.
+    let map: Vec<Option<usize>> = (0..plan.schema.columns.len()).map(Some).collect();
+    while let Some(data) = stream.try_next().await.context("reading COPY data")? {
+        parser.feed(&data, |fields| -> Result<()> {
+            let cells = fields.iter().map(|f| match f {
+                None => Cell::Null,
+                Some(b) => Cell::Text(b),
+            });
+            buf.append(cells, None, &map, row_meta, policy)?;
+            rows += 1;
+            Ok(())
+        })?;
+        if buf.rows() >= 65_536 {
+            batches.push(buf.finish()?);
+        }
+    }
+    if parser.has_pending() {
+        bail!("COPY data of {} ended inside a row", plan.schema.table);
+    }
+    if buf.rows() > 0 {
+        batches.push(buf.finish()?);
+    }
+    Ok(Done {
+        table: job.table,
+        chunk: job.chunk,
+        rows,
+        batches,
+    })
+}
