@@ -23,6 +23,7 @@ pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
         Command::Init { no_snapshot, reset } => init(cfg, no_snapshot, reset).await,
         Command::Run { follow } => run(cfg, follow).await,
         Command::Status { json } => status(cfg, json).await,
+        Command::Snapshot { tables } => snapshot_tables(cfg, tables).await,
         Command::Drop { yes } => drop_all(cfg, yes).await,
     }
 }
@@ -227,6 +228,52 @@ fn print_init(
         }
         None => {}
     }
+}
+
+async fn snapshot_tables(cfg: &Config, tables: Vec<String>) -> Result<ExitCode> {
+    let sql = connect_sql(&cfg.source.pg).await?;
+    let mut dest = destination(cfg)?;
+    let mut checkpoint = dest
+        .read_committed()
+        .await?
+        .map(|c| c.checkpoint)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the destination {} has no checkpoint; run `pgcdc init` first",
+                dest.describe()
+            )
+        })?;
+    let published = setup::published_tables(&sql, &cfg.source.publication).await?;
+    let tables = if tables.is_empty() {
+        configured_tables(cfg, &sql).await?
+    } else {
+        tables
+    };
+    for t in &tables {
+        if !published
+            .iter()
+            .any(|(s, n)| s == &cfg.source.schema && n == t)
+        {
+            bail!(
+                "table {} is not in publication {}; add it to source.tables and run `pgcdc init`",
+                pgcdc_core::quote_ident(t),
+                cfg.source.publication
+            );
+        }
+    }
+    let lsn = checkpoint.lsn;
+    let summary = take_snapshot(cfg, &mut dest, &sql, &mut checkpoint, None, lsn, &tables).await?;
+    if let Some(s) = summary {
+        println!(
+            "snapshot     {} rows in {} chunks",
+            s.rows.values().sum::<u64>(),
+            s.chunks
+        );
+        for (t, n) in &s.rows {
+            println!("  {t:<30} {n:>12} rows");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {

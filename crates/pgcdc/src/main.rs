@@ -57,6 +57,13 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Copy tables' current rows again (consistent with the stream), e.g. after a table was
+    /// truncated outside the publication or its destination files were lost.
+    Snapshot {
+        /// Table to copy (repeatable; default: every configured table).
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+    },
     /// Show the slot, its lag and retained WAL, the checkpoint, and the published tables.
     Status {
         /// Machine-readable output.

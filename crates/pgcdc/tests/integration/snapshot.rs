@@ -195,3 +195,19 @@ fn a_table_added_later_arrives_with_its_earlier_rows() {
     assert_replay_equals_source(&env, "a", &["id"], &["id", "v"]);
     assert_replay_equals_source(&env, "b", &["id"], &["id", "v"]);
 }
+
+#[test]
+fn the_snapshot_command_copies_a_table_again_consistently() {
+    let env = TestEnv::new("snapshot_command");
+    env.sql("CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, 'before' FROM generate_series(1, 300) g;");
+    configure(&env, Some(&["a"]), "", "");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    env.sql("UPDATE a SET v = 'changed' WHERE id <= 5; INSERT INTO a VALUES (1000, 'new');");
+    let out = pgcdc_ok(&env, &["snapshot", "--table", "a"]);
+    assert!(out.contains("301 rows"), "{out}");
+    env.sql("DELETE FROM a WHERE id = 1;");
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "a", &["id"], &["id", "v"]);
+    let e = pgcdc_err(&env, &["snapshot", "--table", "nope"]);
+    assert!(e.contains("\"nope\" is not in publication"), "{e}");
+}
