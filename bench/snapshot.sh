@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Snapshot benchmark: `pgcdc init` (initial snapshot) of a 1M-row table with 1, 2 and 4
+# workers, beside `COPY … TO STDOUT (FORMAT binary) > /dev/null` (and text COPY) measured
+# in the same run on the same table.
+#
+#   bench/snapshot.sh [ROWS]        (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+rows=${1:-1000000}
+work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
+scripts/install-deps --no-python >/dev/null
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+pgbin=${PGCDC_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_pg "$pgbin/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
+cat >> "$work/data/postgresql.conf" <<CONF
+wal_level = logical
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+shared_buffers = 512MB
+max_wal_size = 4GB
+CONF
+as_pg "$pgbin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+trap 'as_pg "$pgbin/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1; rm -rf "$work"' EXIT
+url="postgresql://postgres@127.0.0.1:$port/postgres"
+psql_() { psql -X -q -v ON_ERROR_STOP=1 -d "$url" "$@"; }
+cargo build --release --quiet -p pgcdc
+pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
+
+psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)"
+psql_ -c "INSERT INTO orders SELECT g, g % 1000, 'order note ' || g, (g % 10000) * 0.01, '2024-01-01'::timestamptz + g * interval '1 s', jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) FROM generate_series(1, $rows) g"
+psql_ -c "VACUUM ANALYZE orders"
+bytes=$(psql_ -At -c "SELECT pg_table_size('orders')")
+echo "table: $rows rows, $((bytes / 1048576)) MiB"
+
+timed() { /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" > /dev/null; cat "$work/t"; }
+read -r cb _ _ _ < <(timed psql -X -q -d "$url" -c "COPY (SELECT * FROM orders) TO STDOUT (FORMAT binary)")
+read -r ct _ _ _ < <(timed psql -X -q -d "$url" -c "COPY (SELECT * FROM orders) TO STDOUT")
+echo "| reader | workers | wall s | rows/s | MB/s (table) | ratio to binary COPY | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+python3 -c "r=$rows;b=$bytes;w=$cb;print(f'| COPY binary > /dev/null | 1 | {w:.2f} | {r/w:,.0f} | {b/w/1e6:.0f} | 1.00 | - |')"
+python3 -c "r=$rows;b=$bytes;w=$ct;print(f'| COPY text > /dev/null | 1 | {w:.2f} | {r/w:,.0f} | {b/w/1e6:.0f} | {$cb/w:.2f} | - |')"
+for workers in 1 2 4; do
+  cat > "$work/pgcdc.toml" <<TOML
+[source]
+url = "$url"
+slot = "bench"
+publication = "bench"
+tables = ["orders"]
+[destination]
+url = "$work/lake_$workers"
+[snapshot]
+workers = $workers
+TOML
+  read -r w _ _ m < <(timed "$pgcdc" -c "$work/pgcdc.toml" init --reset)
+  python3 -c "r=$rows;b=$bytes;w=$w;print(f'| pgcdc init | $workers | {w:.2f} | {r/w:,.0f} | {b/w/1e6:.0f} | {$cb/w:.2f} | {$m/1024:.0f} |')"
+done
