@@ -105,6 +105,64 @@ struct Done {
     batches: Vec<RecordBatch>,
 }
 
+/// What workers report: rows read so far (for progress), or a finished chunk.
+enum Msg {
+    Rows { table: usize, rows: u64 },
+    Done(Done),
+}
+
+/// One bar per table on a terminal (rows, rows/s, ETA from `pg_class.reltuples`);
+/// nothing otherwise — the per-chunk log lines are the progress report there.
+struct Bars {
+    bars: Vec<indicatif::ProgressBar>,
+    _multi: Option<indicatif::MultiProgress>,
+}
+
+impl Bars {
+    fn new(tables: &[(String, f64)]) -> Bars {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Bars {
+                bars: Vec::new(),
+                _multi: None,
+            };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>24} {bar:32} {human_pos:>11}/{human_len:<11} rows  {elapsed_precise}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let bars = tables
+            .iter()
+            .map(|(name, est)| {
+                let bar = multi.add(indicatif::ProgressBar::new(est.max(1.0) as u64));
+                bar.set_style(style.clone());
+                bar.set_prefix(name.clone());
+                bar
+            })
+            .collect();
+        Bars {
+            bars,
+            _multi: Some(multi),
+        }
+    }
+
+    fn add(&self, table: usize, rows: u64) {
+        if let Some(b) = self.bars.get(table) {
+            if b.position() + rows > b.length().unwrap_or(0) {
+                b.set_length(b.position() + rows);
+            }
+            b.inc(rows);
+        }
+    }
+
+    fn finish(&self) {
+        for b in &self.bars {
+            b.finish();
+        }
+    }
+}
+
 struct Plan {
     name: String,
     schema: Arc<TableSchema>,
@@ -133,6 +191,7 @@ pub async fn run(
         }
     }
     let mut plans = Vec::new();
+    let mut estimates = Vec::new();
     let mut jobs = VecDeque::new();
     for name in &names {
         let table = TableName::new(cfg.source.schema.clone(), name.clone());
@@ -180,6 +239,7 @@ pub async fn run(
                 });
             }
         }
+        estimates.push((name.clone(), desc.rows));
         tracing::info!(table = %table, chunks = entry.chunks.len(), pending = entry.chunks.len() - entry.done.len(), est_rows = desc.rows.max(0.0) as u64, "snapshot planned");
         plans.push(Plan {
             name: name.clone(),
@@ -198,7 +258,8 @@ pub async fn run(
     let workers = cfg.snapshot.workers.clamp(1, total.max(1));
     let queue = Arc::new(Mutex::new(jobs));
     let plans = Arc::new(plans);
-    let (tx, mut rx) = mpsc::channel::<Result<Done>>(workers * 2);
+    let (tx, mut rx) = mpsc::channel::<Result<Msg>>(workers * 4);
+    let bars = Bars::new(&estimates);
     for _ in 0..workers {
         let (queue, plans, tx) = (Arc::clone(&queue), Arc::clone(&plans), tx.clone());
         let (pg, name, meta, policy) = (
@@ -227,7 +288,13 @@ pub async fn run(
     drop(tx);
     let mut summary = SnapshotSummary::default();
     while let Some(msg) = rx.recv().await {
-        let done = msg?;
+        let done = match msg? {
+            Msg::Rows { table, rows } => {
+                bars.add(table, rows);
+                continue;
+            }
+            Msg::Done(done) => done,
+        };
         let plan = plans
             .get(done.table)
             .ok_or_else(|| anyhow!("internal: bad table index"))?;
@@ -246,8 +313,13 @@ pub async fn run(
         pgcdc_sink::failpoint("snapshot.after_chunk");
         *summary.rows.entry(plan.name.clone()).or_default() += done.rows;
         summary.chunks += 1;
-        tracing::info!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+        if bars.bars.is_empty() {
+            tracing::info!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+        } else {
+            tracing::debug!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+        }
     }
+    bars.finish();
     if summary.chunks != total {
         bail!(
             "the snapshot stopped after {} of {total} chunks; run `pgcdc init` again to finish it",
@@ -267,7 +339,7 @@ async fn worker(
     plans: &[Plan],
     meta: &pgcdc_core::MetaColumns,
     policy: &pgcdc_core::ValuePolicy,
-    tx: &mpsc::Sender<Result<Done>>,
+    tx: &mpsc::Sender<Result<Msg>>,
 ) -> Result<()> {
     let client = pgcdc_source::connect::connect_sql(pg).await?;
     client
@@ -286,8 +358,8 @@ async fn worker(
         let plan = plans
             .get(job.table)
             .ok_or_else(|| anyhow!("internal: bad table index"))?;
-        let done = read_chunk(&client, &job, plan, lsn, meta, policy).await?;
-        if tx.send(Ok(done)).await.is_err() {
+        let done = read_chunk(&client, &job, plan, lsn, meta, policy, tx).await?;
+        if tx.send(Ok(Msg::Done(done))).await.is_err() {
             break;
         }
     }
@@ -302,6 +374,7 @@ async fn read_chunk(
     lsn: Lsn,
     meta: &pgcdc_core::MetaColumns,
     policy: &pgcdc_core::ValuePolicy,
+    progress: &mpsc::Sender<Result<Msg>>,
 ) -> Result<Done> {
     let stream = client
         .copy_out(job.sql.as_str())
@@ -331,14 +404,28 @@ async fn read_chunk(
             Ok(())
         })?;
         if buf.rows() >= 65_536 {
+            let n = buf.rows() as u64;
             batches.push(buf.finish()?);
+            let _ = progress
+                .send(Ok(Msg::Rows {
+                    table: job.table,
+                    rows: n,
+                }))
+                .await;
         }
     }
     if parser.has_pending() {
         bail!("COPY data of {} ended inside a row", plan.schema.table);
     }
     if buf.rows() > 0 {
+        let n = buf.rows() as u64;
         batches.push(buf.finish()?);
+        let _ = progress
+            .send(Ok(Msg::Rows {
+                table: job.table,
+                rows: n,
+            }))
+            .await;
     }
     Ok(Done {
         table: job.table,

@@ -233,7 +233,9 @@ fn the_dlt_naming_preset_writes_lsn_and_deleted_ts() {
     let env = TestEnv::new("dlt_naming");
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v text);");
     configure(&env, Some(&["t"]), "", "");
-    let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml")).unwrap().replace("dataset = \"ds\"", "dataset = \"ds\"\nnaming = \"dlt\"");
+    let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml"))
+        .unwrap()
+        .replace("dataset = \"ds\"", "dataset = \"ds\"\nnaming = \"dlt\"");
     env.write_file("pgcdc.toml", &cfg);
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     env.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'); DELETE FROM t WHERE id = 1;");
@@ -242,7 +244,10 @@ fn the_dlt_naming_preset_writes_lsn_and_deleted_ts() {
     assert_eq!(rows.len(), 3);
     for r in &rows {
         assert!(r["lsn"].as_i64().unwrap_or(0) > 0, "{r:?}");
-        assert!(!r.contains_key("_pgcdc_lsn") && !r.contains_key("_pgcdc_commit_ts"), "{r:?}");
+        assert!(
+            !r.contains_key("_pgcdc_lsn") && !r.contains_key("_pgcdc_commit_ts"),
+            "{r:?}"
+        );
         let deleted = r["_pgcdc_op"] == "delete";
         assert_eq!(r["deleted_ts"].is_null(), !deleted, "{r:?}");
     }
