@@ -10,25 +10,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 txs=${1:-800}
 work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
+chmod 755 "$work"
 scripts/install-deps --no-python >/dev/null
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-pgbin=${PGCDC_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$pgbin/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
-cat >> "$work/data/postgresql.conf" <<CONF
-wal_level = logical
-port = $port
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$work'
-max_wal_size = 4GB
-shared_buffers = 512MB
-CONF
-as_pg "$pgbin/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-trap 'as_pg "$pgbin/pg_ctl" -D "$work/data" stop -m immediate >/dev/null 2>&1; rm -rf "$work"' EXIT
-url="postgresql://postgres@127.0.0.1:$port/postgres"
-psql_() { psql -X -q -v ON_ERROR_STOP=1 -d "$url" "$@"; }
+THROWAWAY_PG_CLEANUP="rm -rf '$work'"
+. scripts/lib/throwaway-pg.sh
+throwaway_pg "$work/pg" "max_wal_size = 4GB
+shared_buffers = 512MB"
 
 cargo build --release --quiet -p pgcdc
 pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc

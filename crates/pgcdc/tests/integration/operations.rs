@@ -22,32 +22,21 @@ fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     // A large transaction (far over logical_decoding_work_mem = 64kB) with a rolled-back
     // savepoint, interleaved with small committed transactions from another session.
-    let big = {
-        let url = env.url();
-        let schema = env.schema.clone();
-        std::thread::spawn(move || {
-            let sql = "BEGIN;
-                INSERT INTO t SELECT g, repeat('a', 200) FROM generate_series(1, 6000) g;
-                SELECT pg_sleep(0.5);
-                SAVEPOINT s;
-                INSERT INTO t SELECT g, repeat('r', 200) FROM generate_series(6001, 9000) g;
-                ROLLBACK TO SAVEPOINT s;
-                UPDATE t SET pad = 'updated' WHERE id % 100 = 0;
-                SELECT pg_sleep(0.5);
-                INSERT INTO t SELECT g, 'late' FROM generate_series(9001, 9500) g;
-                COMMIT;";
-            let out = std::process::Command::new("psql")
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", sql])
-                .env("PGOPTIONS", format!("-c search_path=\"{schema}\""))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        })
-    };
+    let session = env.session();
+    let big = std::thread::spawn(move || {
+        session.sql(
+            "BEGIN;
+            INSERT INTO t SELECT g, repeat('a', 200) FROM generate_series(1, 6000) g;
+            SELECT pg_sleep(0.5);
+            SAVEPOINT s;
+            INSERT INTO t SELECT g, repeat('r', 200) FROM generate_series(6001, 9000) g;
+            ROLLBACK TO SAVEPOINT s;
+            UPDATE t SET pad = 'updated' WHERE id % 100 = 0;
+            SELECT pg_sleep(0.5);
+            INSERT INTO t SELECT g, 'late' FROM generate_series(9001, 9500) g;
+            COMMIT;",
+        )
+    });
     for i in 0..5 {
         env.sql(&format!("INSERT INTO t VALUES ({}, 'small')", 100_000 + i));
         std::thread::sleep(Duration::from_millis(150));

@@ -86,26 +86,16 @@ fn writes_during_the_snapshot_appear_exactly_once() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (url, schema, stop) = (env.url(), env.schema.clone(), Arc::clone(&stop));
+        let (session, stop) = (env.session(), Arc::clone(&stop));
         std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) && i < 400 {
-                let sql = format!(
+                session.sql(&format!(
                     "INSERT INTO mixed (id, t) VALUES ({}, 'new'); UPDATE mixed SET f = {i} WHERE id = {}; DELETE FROM mixed WHERE id = {};",
                     100_000 + i,
                     1 + (i * 37) % 20000,
                     1 + (i * 53) % 20000
-                );
-                let out = std::process::Command::new("psql")
-                    .args(["-X", "-q", "-d", &url, "-c", &sql])
-                    .env("PGOPTIONS", format!("-c search_path=\"{schema}\""))
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                ));
                 i += 1;
             }
         })

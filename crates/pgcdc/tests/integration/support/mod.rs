@@ -378,6 +378,14 @@ impl TestEnv {
         }
     }
 
+    /// A handle that runs SQL in this environment's schema from another thread.
+    pub fn session(&self) -> Session {
+        Session {
+            url: self.url.clone(),
+            schema: self.schema.clone(),
+        }
+    }
+
     /// Rows of a query whose single column is a JSON array of text values.
     pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         self.sql(sql)
@@ -539,4 +547,39 @@ pub fn lake_replay(dir: &Path, key: &[&str], columns: &[&str]) -> Vec<Vec<Option
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py replay row {l}: {e}")))
         .collect()
+}
+
+/// Runs SQL in a test's schema; `Send`, for concurrent writers in other threads.
+#[derive(Clone)]
+pub struct Session {
+    url: String,
+    schema: String,
+}
+
+impl Session {
+    /// Runs `sql`; panics with psql's error on failure.
+    pub fn sql(&self, sql: &str) {
+        let out = Command::new(psql_bin())
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url,
+                "-c",
+                sql,
+            ])
+            .env(
+                "PGOPTIONS",
+                format!("-c search_path={}", quote(&self.schema)),
+            )
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "SQL failed: {sql}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
