@@ -2,9 +2,9 @@
 //!
 //! Workers open ordinary connections, import the snapshot a replication slot exported
 //! (`REPEATABLE READ` + `SET TRANSACTION SNAPSHOT`), and stream one CTID range ("chunk")
-//! of a table at a time with `COPY (SELECT … WHERE ctid range) TO STDOUT`. This module
+//! of a table at a time with `COPY (SELECT … WHERE ctid range) TO STDOUT (FORMAT binary)`. This module
 //! plans the chunks, builds the statements, reads the table's columns from the catalog,
-//! and parses COPY's text format without copying values that need no unescaping.
+//! and parses binary COPY data.
 
 use pgcdc_core::{quote_ident, quote_literal, TableName};
 use tokio_postgres::Client;
@@ -126,10 +126,12 @@ pub fn plan_chunks(pages: u32, pages_per_chunk: u32, partitioned: bool) -> Vec<C
     out
 }
 
-/// The COPY statement for one chunk of `table`, reading `columns`.
+/// The binary COPY statement for one chunk of `table`. Each column is `(name, binary)`:
+/// columns whose kind has no binary reader are selected as `::text` (their binary form
+/// is then their text, byte for byte).
 pub fn copy_statement(
     table: &TableName,
-    columns: &[&str],
+    columns: &[(&str, bool)],
     chunk: Chunk,
     partitioned: bool,
 ) -> String {
@@ -138,7 +140,13 @@ pub fn copy_statement(
     } else {
         columns
             .iter()
-            .map(|c| quote_ident(c))
+            .map(|(c, binary)| {
+                if *binary {
+                    quote_ident(c)
+                } else {
+                    format!("{}::text", quote_ident(c))
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -151,7 +159,125 @@ pub fn copy_statement(
         (false, None) if chunk.lo == 0 => String::new(),
         (false, None) => format!(" WHERE ctid >= '({},0)'::tid", chunk.lo),
     };
-    format!("COPY (SELECT {cols} FROM {table}{filter}) TO STDOUT")
+    format!("COPY (SELECT {cols} FROM {table}{filter}) TO STDOUT (FORMAT binary)")
+}
+
+/// Parses COPY's binary format: the header, then tuples of length-prefixed fields.
+#[derive(Debug, Default)]
+pub struct CopyBinary {
+    buf: Vec<u8>,
+    header_done: bool,
+    ended: bool,
+}
+
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+impl CopyBinary {
+    /// A parser.
+    pub fn new() -> Self {
+        CopyBinary::default()
+    }
+
+    /// Feeds COPY data; calls `row` with the fields (None = NULL) of each complete tuple.
+    pub fn feed<E: From<Error>>(
+        &mut self,
+        data: &[u8],
+        mut row: impl FnMut(&[Option<&[u8]>]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.buf.extend_from_slice(data);
+        let mut pos = 0usize;
+        let mut fields: Vec<Option<(usize, usize)>> = Vec::new();
+        if !self.header_done {
+            let Some(after) = self.header_len() else {
+                return Ok(());
+            };
+            pos = after?;
+            self.header_done = true;
+        }
+        loop {
+            if self.ended {
+                break;
+            }
+            let Some(count) = read_i16(&self.buf, pos) else {
+                break;
+            };
+            if count == -1 {
+                self.ended = true;
+                pos += 2;
+                break;
+            }
+            let count = usize::try_from(count).map_err(|_| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    "negative field count in binary COPY data",
+                )
+            })?;
+            let mut p = pos + 2;
+            fields.clear();
+            let mut complete = true;
+            for _ in 0..count {
+                let Some(len) = read_i32(&self.buf, p) else {
+                    complete = false;
+                    break;
+                };
+                p += 4;
+                if len < 0 {
+                    fields.push(None);
+                    continue;
+                }
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                if self.buf.len().saturating_sub(p) < len {
+                    complete = false;
+                    break;
+                }
+                fields.push(Some((p, p + len)));
+                p += len;
+            }
+            if !complete {
+                break;
+            }
+            let values: Vec<Option<&[u8]>> = fields
+                .iter()
+                .map(|f| f.and_then(|(a, b)| self.buf.get(a..b)))
+                .collect();
+            row(&values)?;
+            pos = p;
+        }
+        self.buf.drain(..pos.min(self.buf.len()));
+        Ok(())
+    }
+
+    /// The header's length once it is complete (None: need more data).
+    fn header_len(&self) -> Option<Result<usize>> {
+        if self.buf.len() < COPY_SIGNATURE.len() + 8 {
+            return None;
+        }
+        if self.buf.get(..COPY_SIGNATURE.len()) != Some(COPY_SIGNATURE) {
+            return Some(Err(Error::new(
+                ErrorKind::Protocol,
+                "binary COPY data without its signature",
+            )));
+        }
+        let ext = read_i32(&self.buf, COPY_SIGNATURE.len() + 4)?;
+        let ext = usize::try_from(ext).unwrap_or(usize::MAX);
+        let total = (COPY_SIGNATURE.len() + 8).checked_add(ext)?;
+        (self.buf.len() >= total).then_some(Ok(total))
+    }
+
+    /// Whether the data ended cleanly (trailer seen, nothing left over).
+    pub fn finished(&self) -> bool {
+        self.ended && self.buf.is_empty()
+    }
+}
+
+fn read_i16(b: &[u8], at: usize) -> Option<i16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(i16::from_be_bytes([s[0], s[1]]))
+}
+
+fn read_i32(b: &[u8], at: usize) -> Option<i32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Starts a transaction on `client` that sees exactly the exported snapshot `name`.
@@ -165,184 +291,9 @@ pub async fn import_snapshot(client: &Client, name: &str) -> Result<()> {
         .map_err(|e| Error::from_pg("importing the exported snapshot", e))
 }
 
-/// Splits COPY text-format data into rows and fields, unescaping where needed.
-#[derive(Debug, Default)]
-pub struct CopyText {
-    pending: Vec<u8>,
-    scratch: Vec<u8>,
-    ranges: Vec<Option<(bool, usize, usize)>>,
-}
-
-/// One field of a row: NULL or its (unescaped) text.
-pub type Field<'a> = Option<&'a [u8]>;
-
-impl CopyText {
-    /// A parser.
-    pub fn new() -> Self {
-        CopyText::default()
-    }
-
-    /// Feeds COPY data; calls `row` with the fields of each complete row.
-    pub fn feed<E>(
-        &mut self,
-        data: &[u8],
-        mut row: impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
-        let mut data = data;
-        if !self.pending.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                None => {
-                    self.pending.extend_from_slice(data);
-                    return Ok(());
-                }
-                Some(p) => {
-                    let mut line = std::mem::take(&mut self.pending);
-                    line.extend_from_slice(&data[..p]);
-                    self.line(&line, &mut row)?;
-                    data = &data[p + 1..];
-                }
-            }
-        }
-        while let Some(p) = data.iter().position(|&b| b == b'\n') {
-            self.line(&data[..p], &mut row)?;
-            data = &data[p + 1..];
-        }
-        self.pending.extend_from_slice(data);
-        Ok(())
-    }
-
-    /// Whether unparsed bytes remain (a truncated last row).
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    fn line<E>(
-        &mut self,
-        line: &[u8],
-        row: &mut impl FnMut(&[Field<'_>]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
-        self.scratch.clear();
-        self.ranges.clear();
-        for field in line.split(|&b| b == b'\t') {
-            if field == b"\\N" {
-                self.ranges.push(None);
-            } else if !field.contains(&b'\\') {
-                // (false, start, end) indexes the line itself.
-                let start = field.as_ptr() as usize - line.as_ptr() as usize;
-                self.ranges.push(Some((false, start, start + field.len())));
-            } else {
-                let start = self.scratch.len();
-                unescape(field, &mut self.scratch);
-                self.ranges.push(Some((true, start, self.scratch.len())));
-            }
-        }
-        let fields: Vec<Field<'_>> = self
-            .ranges
-            .iter()
-            .map(|r| {
-                r.map(|(scratch, a, b)| {
-                    let src: &[u8] = if scratch { &self.scratch } else { line };
-                    src.get(a..b).unwrap_or_default()
-                })
-            })
-            .collect();
-        row(&fields)
-    }
-}
-
-/// Decodes COPY text escapes (`\n`, `\t`, `\\`, octal `\NNN`, hex `\xHH`, …).
-fn unescape(field: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while let Some(&b) = field.get(i) {
-        i += 1;
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        let Some(&c) = field.get(i) else {
-            out.push(b'\\');
-            break;
-        };
-        i += 1;
-        match c {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut v = u32::from(c - b'0');
-                for _ in 0..2 {
-                    match field.get(i) {
-                        Some(&d @ b'0'..=b'7') => {
-                            v = v * 8 + u32::from(d - b'0');
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                out.push((v & 0xff) as u8);
-            }
-            b'x' => {
-                let mut v = 0u32;
-                let mut n = 0;
-                while n < 2 {
-                    match field.get(i).and_then(|&d| (d as char).to_digit(16)) {
-                        Some(d) => {
-                            v = v * 16 + d;
-                            i += 1;
-                            n += 1;
-                        }
-                        None => break,
-                    }
-                }
-                if n == 0 {
-                    out.push(b'x');
-                } else {
-                    out.push(v as u8);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(chunks: &[&[u8]]) -> Vec<Vec<Option<Vec<u8>>>> {
-        let mut p = CopyText::new();
-        let mut rows = Vec::new();
-        for c in chunks {
-            p.feed(c, |f| {
-                rows.push(f.iter().map(|x| x.map(<[u8]>::to_vec)).collect());
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-        }
-        assert!(!p.has_pending());
-        rows
-    }
-
-    #[test]
-    fn rows_split_across_reads_and_escapes_decode() {
-        let rows = parse(&[b"1\ta\\tb\t\\N\n2\t", b"x\\\\y\\ny\\101\\x41\t\n"]);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(
-            rows[0],
-            vec![Some(b"1".to_vec()), Some(b"a\tb".to_vec()), None]
-        );
-        assert_eq!(
-            rows[1],
-            vec![
-                Some(b"2".to_vec()),
-                Some(b"x\\y\nyAA".to_vec()),
-                Some(Vec::new())
-            ]
-        );
-    }
 
     #[test]
     fn chunks_cover_the_table_and_end_open() {
@@ -364,8 +315,51 @@ mod tests {
         assert_eq!(plan_chunks(25, 10, true).len(), 1);
         let t = TableName::new("s", "t\"x");
         assert_eq!(
-            copy_statement(&t, &["a"], Chunk { lo: 10, hi: Some(20) }, false),
-            "COPY (SELECT \"a\" FROM \"s\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) TO STDOUT"
+            copy_statement(&t, &[("a", true), ("b", false)], Chunk { lo: 10, hi: Some(20) }, false),
+            "COPY (SELECT \"a\", \"b\"::text FROM \"s\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) TO STDOUT (FORMAT binary)"
         );
+    }
+
+    #[test]
+    fn binary_copy_tuples_split_anywhere_parse() {
+        let mut data = COPY_SIGNATURE.to_vec();
+        data.extend_from_slice(&0i32.to_be_bytes());
+        data.extend_from_slice(&0i32.to_be_bytes());
+        for (a, b) in [(&b"one"[..], None), (&b""[..], Some(&b"x"[..]))] {
+            data.extend_from_slice(&2i16.to_be_bytes());
+            data.extend_from_slice(&(a.len() as i32).to_be_bytes());
+            data.extend_from_slice(a);
+            match b {
+                None => data.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(b) => {
+                    data.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                    data.extend_from_slice(b);
+                }
+            }
+        }
+        data.extend_from_slice(&(-1i16).to_be_bytes());
+        for split in 0..data.len() {
+            let mut p = CopyBinary::new();
+            let mut rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+            for part in [&data[..split], &data[split..]] {
+                p.feed(part, |f| {
+                    rows.push(f.iter().map(|x| x.map(<[u8]>::to_vec)).collect());
+                    Ok::<(), Error>(())
+                })
+                .unwrap();
+            }
+            assert!(p.finished(), "split at {split}");
+            assert_eq!(
+                rows,
+                vec![
+                    vec![Some(b"one".to_vec()), None],
+                    vec![Some(Vec::new()), Some(b"x".to_vec())]
+                ]
+            );
+        }
+        let mut p = CopyBinary::new();
+        assert!(p
+            .feed(b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0", |_| Ok::<(), Error>(()))
+            .is_err());
     }
 }

@@ -36,6 +36,8 @@ pub enum Cell<'a> {
     Unchanged,
     /// Text-format value.
     Text(&'a [u8]),
+    /// Binary-format value (binary COPY) of a kind `ColumnBuilder::binary_kind` accepts.
+    Binary(&'a [u8]),
 }
 
 /// Arrow builders for one table's changelog rows.
@@ -130,9 +132,13 @@ impl TableBuffer {
                     builder.append_null();
                     self.toast_names.push(target);
                 }
-                Cell::Text(b) => {
+                Cell::Text(b) | Cell::Binary(b) => {
                     self.bytes += b.len();
-                    builder.append_text(b, policy).map_err(|e| {
+                    let result = match cell {
+                        Cell::Binary(_) => builder.append_binary(b, policy),
+                        _ => builder.append_text(b, policy),
+                    };
+                    result.map_err(|e| {
                         let col = self
                             .schema
                             .columns

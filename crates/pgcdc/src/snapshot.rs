@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 use pgcdc_core::{Checkpoint, Lsn, Op, TableName, TableSchema};
 use pgcdc_sink::Destination;
 use pgcdc_source::catalog::Catalog;
-use pgcdc_source::snapshot::{self as snap, Chunk, CopyText};
+use pgcdc_source::snapshot::{self as snap, Chunk, CopyBinary};
+use pgcdc_source::values::ColumnBuilder;
 
 use crate::batch::{Cell, RowMeta, TableBuffer};
 use crate::config::Config;
@@ -222,11 +223,11 @@ pub async fn run(
             // Asked for again (e.g. re-added): start over.
             entry.done.clear();
         }
-        let columns: Vec<&str> = projection
+        let columns: Vec<(&str, bool)> = projection
             .schema
             .columns
             .iter()
-            .map(|c| c.name.as_str())
+            .map(|c| (c.name.as_str(), ColumnBuilder::binary_kind(c.kind)))
             .collect();
         for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
             if !entry.done.contains(&i) {
@@ -382,7 +383,14 @@ async fn read_chunk(
         .with_context(|| format!("reading a snapshot chunk of {}", plan.schema.table))?;
     pin_mut!(stream);
     let mut buf = TableBuffer::new(Arc::clone(&plan.schema), meta);
-    let mut parser = CopyText::new();
+    let mut parser = CopyBinary::new();
+    // Fixed-width kinds arrive in binary; the rest as text (selected with ::text).
+    let binary: Vec<bool> = plan
+        .schema
+        .columns
+        .iter()
+        .map(|c| ColumnBuilder::binary_kind(c.kind))
+        .collect();
     let mut batches = Vec::new();
     let mut rows = 0u64;
     let row_meta = RowMeta {
@@ -395,9 +403,10 @@ async fn read_chunk(
     let map: Vec<Option<usize>> = (0..plan.schema.columns.len()).map(Some).collect();
     while let Some(data) = stream.try_next().await.context("reading COPY data")? {
         parser.feed(&data, |fields| -> Result<()> {
-            let cells = fields.iter().map(|f| match f {
-                None => Cell::Null,
-                Some(b) => Cell::Text(b),
+            let cells = fields.iter().zip(&binary).map(|(f, bin)| match (f, bin) {
+                (None, _) => Cell::Null,
+                (Some(b), true) => Cell::Binary(b),
+                (Some(b), false) => Cell::Text(b),
             });
             buf.append(cells, None, &map, row_meta, policy)?;
             rows += 1;
@@ -414,8 +423,8 @@ async fn read_chunk(
                 .await;
         }
     }
-    if parser.has_pending() {
-        bail!("COPY data of {} ended inside a row", plan.schema.table);
+    if !parser.finished() {
+        bail!("the COPY data of {} ended early", plan.schema.table);
     }
     if buf.rows() > 0 {
         let n = buf.rows() as u64;

@@ -16,6 +16,7 @@ const MIXED: &str = "CREATE TABLE mixed (id int PRIMARY KEY, t text, n numeric(1
             jsonb_build_object('g', g), md5(g::text)::uuid, decode(md5(g::text), 'hex')
        FROM generate_series(1, 20000) g;
      UPDATE mixed SET t = NULL, n = NULL WHERE id % 97 = 0;
+     INSERT INTO mixed (id, ts, d, f) VALUES (30000, 'infinity', '-infinity', 'NaN'), (30001, '-infinity', '0044-03-15 BC', '-0');
      ANALYZE mixed;";
 const MIXED_COLS: [&str; 10] = ["id", "t", "n", "f", "b", "ts", "d", "j", "u", "raw"];
 
@@ -31,9 +32,9 @@ fn the_snapshot_equals_the_source_with_1_2_and_4_workers() {
             &format!("[snapshot]\nworkers = {workers}\nchunk_mb = 1\n"),
         );
         let out = pgcdc_ok(&env, &["init"]);
-        assert!(out.contains("20000 rows"), "{out}");
+        assert!(out.contains("20002 rows"), "{out}");
         let rows = changelog(&env, "mixed");
-        assert_eq!(rows.len(), 20000);
+        assert_eq!(rows.len(), 20002);
         assert!(rows.iter().all(|r| r["_pgcdc_op"] == "snapshot"));
         assert_replay_equals_source(&env, "mixed", &["id"], &MIXED_COLS);
         // Changes after the snapshot follow it.
