@@ -144,7 +144,8 @@ pub struct TableInfo {
     pub relkind: char,
 }
 
-/// The configured tables (or all tables of the schema), as the catalog sees them.
+/// The configured tables (or all tables of the schema but dlt's `_dlt_…` snapshot
+/// copies), as the catalog sees them.
 pub async fn list_tables(
     client: &Client,
     schema: &str,
@@ -157,6 +158,8 @@ pub async fn list_tables(
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
                 AND ($2::text[] IS NULL OR c.relname = ANY($2))
+                -- dlt's persisted snapshot tables are never part of a whole-schema setup.
+                AND ($2::text[] IS NOT NULL OR c.relname NOT LIKE '\\_dlt\\_%')
               ORDER BY 1",
             &[&schema, &only.map(|t| t.to_vec())],
         )

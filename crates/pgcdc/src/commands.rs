@@ -20,7 +20,17 @@ use crate::Command;
 /// Runs one command.
 pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Init { no_snapshot, reset } => init(cfg, no_snapshot, reset).await,
+        Command::Init {
+            no_snapshot,
+            reset,
+            persist_snapshot_tables,
+            unlogged,
+        } => {
+            let mut cfg = cfg.clone();
+            cfg.snapshot.persist_tables |= persist_snapshot_tables;
+            cfg.snapshot.unlogged |= unlogged;
+            init(&cfg, no_snapshot, reset).await
+        }
         Command::Run { follow } => run(cfg, follow).await,
         Command::Status { json } => status(cfg, json).await,
         Command::Snapshot { tables } => snapshot_tables(cfg, tables).await,

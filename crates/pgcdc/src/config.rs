@@ -39,6 +39,8 @@ struct RawConfig {
 struct RawSnapshot {
     workers: usize,
     chunk_mb: usize,
+    persist_tables: bool,
+    unlogged: bool,
 }
 
 impl Default for RawSnapshot {
@@ -49,6 +51,8 @@ impl Default for RawSnapshot {
         RawSnapshot {
             workers: (cores * 2).clamp(2, 16),
             chunk_mb: 64,
+            persist_tables: false,
+            unlogged: false,
         }
     }
 }
@@ -213,6 +217,10 @@ pub struct SnapshotConfig {
     pub workers: usize,
     /// Chunk size in MiB of heap pages.
     pub chunk_mb: usize,
+    /// dlt's `persist_snapshots`: copy tables into `_dlt_…` tables in the source first.
+    pub persist_tables: bool,
+    /// Create those copies UNLOGGED (no WAL).
+    pub unlogged: bool,
 }
 
 /// The validated runtime configuration.
@@ -394,6 +402,8 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
         snapshot: SnapshotConfig {
             workers: raw.snapshot.workers.max(1),
             chunk_mb: raw.snapshot.chunk_mb.max(1),
+            persist_tables: raw.snapshot.persist_tables,
+            unlogged: raw.snapshot.unlogged,
         },
         types: raw.types,
         origin,

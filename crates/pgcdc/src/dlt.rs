@@ -26,9 +26,9 @@ const SOURCE_KEYS: &[&str] = &[
     "publish",
     "include_columns",
     "target_batch_size",
+    "persist_snapshots",
     // Accepted for compatibility; pgcdc's behaviour covers them.
     "flush_slot",
-    "persist_snapshots",
     "reset",
     "columns",
 ];
@@ -114,6 +114,9 @@ pub fn from_dlt(doc: &Table) -> Result<Table> {
         }
         if let Some(v) = src.get("target_batch_size") {
             put(&mut out, &["batch", "max_rows"], v.clone())?;
+        }
+        if let Some(v) = src.get("persist_snapshots") {
+            put(&mut out, &["snapshot", "persist_tables"], v.clone())?;
         }
     }
     if let Some(v) = get(doc, &["destination", "filesystem", "bucket_url"]) {

@@ -50,6 +50,13 @@ enum Command {
         /// Drop and recreate slot and publication, and start the destination checkpoint afresh.
         #[arg(long)]
         reset: bool,
+        /// dlt's behaviour: copy each table into a `_dlt_<table>_s_<snapshot>` table inside
+        /// the source first and read that (dropped once copied).
+        #[arg(long)]
+        persist_snapshot_tables: bool,
+        /// With --persist-snapshot-tables: create the copies UNLOGGED (no WAL).
+        #[arg(long, requires = "persist_snapshot_tables")]
+        unlogged: bool,
     },
     /// Replicate what is new since the last run (up to the WAL end at start), then stop.
     Run {

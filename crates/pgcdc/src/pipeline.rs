@@ -108,6 +108,8 @@ struct Session<'a> {
     streamed: Streamed,
     /// Top-level xid of the current Stream Start … Stream Stop block.
     stream_xid: Option<u32>,
+    /// Relations whose changes are not replicated (dlt's `_dlt_…` snapshot tables).
+    skipped: std::collections::HashSet<u32>,
 }
 
 /// Runs the pipeline: one mini-batch (default) or continuously (`follow`).
@@ -260,6 +262,7 @@ async fn session(
         received: start,
         streamed: Streamed::new(cfg.meta.clone()),
         stream_xid: None,
+        skipped: Default::default(),
     };
     let decode = DecodeOptions {
         protocol_version: proto,
@@ -455,6 +458,9 @@ impl Session<'_> {
             }
             Message::Truncate { xid, rel_ids, .. } => {
                 for rel_id in rel_ids.iter() {
+                    if self.skipped.contains(&rel_id) {
+                        continue;
+                    }
                     let meta = self.meta(lsn, Op::Truncate);
                     let buf = self.buffer_for(rel_id, xid)?;
                     buf.append_truncate(meta);
@@ -487,6 +493,12 @@ impl Session<'_> {
     }
 
     async fn on_relation(&mut self, rel: pgoutput::Relation<'_>) -> Result<()> {
+        if rel.name.starts_with("_dlt_") {
+            // dlt's persisted snapshot tables are never replicated (as dlt does).
+            self.skipped.insert(rel.rel_id);
+            return Ok(());
+        }
+        self.skipped.remove(&rel.rel_id);
         let table = TableName::new(
             if rel.namespace.is_empty() {
                 "pg_catalog"
@@ -639,6 +651,9 @@ impl Session<'_> {
         lsn: Lsn,
         op: Op,
     ) -> Result<()> {
+        if self.skipped.contains(&rel_id) {
+            return Ok(());
+        }
         let meta = self.meta(lsn, op);
         let policy = self.cfg.types;
         let projection = self
@@ -668,6 +683,9 @@ impl Session<'_> {
         new: &TupleData<'_>,
         lsn: Lsn,
     ) -> Result<()> {
+        if self.skipped.contains(&rel_id) {
+            return Ok(());
+        }
         let Some((_, old_tuple)) = old else {
             return self.append(rel_id, xid, new, None, lsn, Op::Update);
         };

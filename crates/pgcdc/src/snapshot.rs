@@ -51,6 +51,12 @@ pub struct TableProgress {
     pub chunks: Vec<(u32, Option<u32>)>,
     /// Indexes of finished chunks.
     pub done: BTreeSet<usize>,
+    /// With `snapshot.persist_tables`: the copy inside the source database the chunks read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<String>,
+    /// The LSN the persisted copy was taken at (its rows carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<Lsn>,
 }
 
 impl Progress {
@@ -67,7 +73,7 @@ impl Progress {
     pub fn pending(&self) -> Vec<String> {
         self.tables
             .iter()
-            .filter(|(_, t)| t.done.len() < t.chunks.len())
+            .filter(|(_, t)| t.chunks.is_empty() || t.done.len() < t.chunks.len())
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -97,6 +103,9 @@ struct Job {
     table: usize,
     chunk: usize,
     sql: String,
+    lsn: Lsn,
+    /// Reads a persisted copy (outside the exported snapshot).
+    from_copy: bool,
 }
 
 struct Done {
@@ -191,12 +200,28 @@ pub async fn run(
             names.push(t.clone());
         }
     }
+    if cfg.snapshot.persist_tables {
+        persist_tables(cfg, &mut progress, &names, snapshot_name, snapshot_lsn).await?;
+    }
     let mut plans = Vec::new();
     let mut estimates = Vec::new();
     let mut jobs = VecDeque::new();
     for name in &names {
         let table = TableName::new(cfg.source.schema.clone(), name.clone());
         let desc = snap::describe_table(sql, &table).await?;
+        let persisted = progress
+            .tables
+            .get(name)
+            .and_then(|t| t.persisted.clone().zip(t.lsn));
+        // Chunks read the persisted copy when there is one (plain table: its own pages).
+        let (read_from, read_desc, rows_lsn) = match &persisted {
+            Some((copy, lsn)) => {
+                let t = TableName::new(cfg.source.schema.clone(), copy.clone());
+                let d = snap::describe_table(sql, &t).await?;
+                (t, d, *lsn)
+            }
+            None => (table.clone(), desc.clone(), snapshot_lsn),
+        };
         let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
         let projection = catalog
             .project(
@@ -208,17 +233,27 @@ pub async fn run(
                 include,
             )
             .await?;
-        let partitioned = desc.relkind == 'p';
+        let partitioned = read_desc.relkind == 'p';
         let entry = progress
             .tables
             .entry(name.clone())
             .or_insert_with(|| TableProgress {
-                chunks: snap::plan_chunks(desc.pages, pages_per_chunk, partitioned)
+                chunks: snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
                     .into_iter()
                     .map(|c| (c.lo, c.hi))
                     .collect(),
                 done: BTreeSet::new(),
+                persisted: None,
+                lsn: None,
             });
+        if entry.chunks.is_empty() {
+            // Planned lazily: a persisted copy is planned on its own pages.
+            entry.chunks = snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
+                .into_iter()
+                .map(|c| (c.lo, c.hi))
+                .collect();
+            entry.done.clear();
+        }
         if tables.contains(name) && entry.done.len() == entry.chunks.len() {
             // Asked for again (e.g. re-added): start over.
             entry.done.clear();
@@ -231,12 +266,14 @@ pub async fn run(
             .collect();
         for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
             if !entry.done.contains(&i) {
-                let sql =
-                    snap::copy_statement(&table, &columns, Chunk { lo: *lo, hi: *hi }, partitioned);
+                let chunk = Chunk { lo: *lo, hi: *hi };
+                let sql = snap::copy_statement(&read_from, &columns, chunk, partitioned);
                 jobs.push_back(Job {
                     table: plans.len(),
                     chunk: i,
                     sql,
+                    lsn: rows_lsn,
+                    from_copy: persisted.is_some(),
                 });
             }
         }
@@ -270,17 +307,7 @@ pub async fn run(
             cfg.types,
         );
         tokio::spawn(async move {
-            let result = worker(
-                &pg,
-                &name,
-                snapshot_lsn,
-                &queue,
-                &plans,
-                &meta,
-                &policy,
-                &tx,
-            )
-            .await;
+            let result = worker(&pg, &name, &queue, &plans, &meta, &policy, &tx).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
@@ -308,10 +335,20 @@ pub async fn run(
             .ok_or_else(|| anyhow!("internal: no progress for {}", plan.name))?;
         entry.done.insert(done.chunk);
         let of = entry.chunks.len();
+        let finished_copy = (entry.done.len() == of)
+            .then(|| entry.persisted.clone())
+            .flatten();
         progress.store(checkpoint)?;
         checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
         dest.commit(checkpoint).await?;
         pgcdc_sink::failpoint("snapshot.after_chunk");
+        if let Some(copy) = finished_copy {
+            // No longer needed: its rows are in the destination.
+            let t = TableName::new(cfg.source.schema.clone(), copy);
+            sql.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
+                .await
+                .with_context(|| format!("dropping the snapshot table {t}"))?;
+        }
         *summary.rows.entry(plan.name.clone()).or_default() += done.rows;
         summary.chunks += 1;
         if bars.bars.is_empty() {
@@ -335,21 +372,16 @@ pub async fn run(
 async fn worker(
     pg: &tokio_postgres::Config,
     snapshot_name: &str,
-    lsn: Lsn,
     queue: &Mutex<VecDeque<Job>>,
     plans: &[Plan],
     meta: &pgcdc_core::MetaColumns,
     policy: &pgcdc_core::ValuePolicy,
     tx: &mpsc::Sender<Result<Msg>>,
 ) -> Result<()> {
-    let client = pgcdc_source::connect::connect_sql(pg).await?;
-    client
-        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'")
-        .await
-        .context("setting up a snapshot session")?;
-    snap::import_snapshot(&client, snapshot_name).await.map_err(|e| {
-        anyhow!("{e}; the exported snapshot is gone (its connection ended): run `pgcdc init` again to resume from a new snapshot")
-    })?;
+    // Chunks of the tables themselves read the exported snapshot; chunks of persisted
+    // copies (created after it, so invisible in it) read the committed copy.
+    let mut in_snapshot: Option<tokio_postgres::Client> = None;
+    let mut plain: Option<tokio_postgres::Client> = None;
     loop {
         let job = match queue.lock() {
             Ok(mut q) => q.pop_front(),
@@ -359,20 +391,52 @@ async fn worker(
         let plan = plans
             .get(job.table)
             .ok_or_else(|| anyhow!("internal: bad table index"))?;
-        let done = read_chunk(&client, &job, plan, lsn, meta, policy, tx).await?;
+        let slot = if job.from_copy {
+            &mut plain
+        } else {
+            &mut in_snapshot
+        };
+        let client = match slot {
+            Some(c) => c,
+            None => slot.insert(session(pg, (!job.from_copy).then_some(snapshot_name)).await?),
+        };
+        let done = read_chunk(client, &job, plan, meta, policy, tx).await?;
         if tx.send(Ok(Msg::Done(done))).await.is_err() {
             break;
         }
     }
-    client.batch_execute("COMMIT").await.ok();
+    for c in [in_snapshot, plain].into_iter().flatten() {
+        c.batch_execute("COMMIT").await.ok();
+    }
     Ok(())
+}
+
+/// A read-only session with the value formats the parsers expect, inside `snapshot` when given.
+async fn session(
+    pg: &tokio_postgres::Config,
+    snapshot: Option<&str>,
+) -> Result<tokio_postgres::Client> {
+    let client = pgcdc_source::connect::connect_sql(pg).await?;
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'")
+        .await
+        .context("setting up a snapshot session")?;
+    match snapshot {
+        Some(name) => snap::import_snapshot(&client, name).await.map_err(|e| {
+            anyhow!("{e}; the exported snapshot is gone (its connection ended): run `pgcdc init` again to resume from a new snapshot")
+        })?,
+        None => client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .context("starting a snapshot read")?,
+    }
+    Ok(client)
 }
 
 async fn read_chunk(
     client: &tokio_postgres::Client,
     job: &Job,
     plan: &Plan,
-    lsn: Lsn,
     meta: &pgcdc_core::MetaColumns,
     policy: &pgcdc_core::ValuePolicy,
     progress: &mpsc::Sender<Result<Msg>>,
@@ -394,7 +458,7 @@ async fn read_chunk(
     let mut batches = Vec::new();
     let mut rows = 0u64;
     let row_meta = RowMeta {
-        lsn: lsn.as_i64(),
+        lsn: job.lsn.as_i64(),
         op: Op::Snapshot,
         commit_ts: None,
         xid: None,
@@ -442,4 +506,105 @@ async fn read_chunk(
         rows,
         batches,
     })
+}
+
+/// dlt's name for a persisted snapshot table: `_dlt_<table>_s_<snapshot>`, snake_cased,
+/// at most 63 bytes (the `_dlt` prefix keeps it out of replication).
+pub fn persisted_table_name(table: &str, snapshot: &str) -> String {
+    let raw = format!("_dlt_{table}_s_{snapshot}");
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.truncate(63);
+    out
+}
+
+/// Copies the tables into `_dlt_…` tables inside the source (dlt's `persist_snapshots`),
+/// from the exported snapshot, optionally UNLOGGED; chunks then read those copies.
+async fn persist_tables(
+    cfg: &Config,
+    progress: &mut Progress,
+    names: &[String],
+    snapshot_name: &str,
+    snapshot_lsn: Lsn,
+) -> Result<()> {
+    let todo: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            progress
+                .tables
+                .get(*n)
+                .is_none_or(|t| t.persisted.is_none())
+        })
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let client = pgcdc_source::connect::connect_sql(&cfg.source.pg).await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+            pgcdc_core::quote_literal(snapshot_name)
+        ))
+        .await
+        .context("importing the snapshot to persist tables")?;
+    let mut created = Vec::new();
+    for name in todo {
+        let source = TableName::new(cfg.source.schema.clone(), name.clone());
+        let copy = TableName::new(
+            cfg.source.schema.clone(),
+            persisted_table_name(name, snapshot_name),
+        );
+        let cols = match cfg.source.include_columns.get(name) {
+            Some(c) => c
+                .iter()
+                .map(|c| pgcdc_core::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "*".into(),
+        };
+        let unlogged = if cfg.snapshot.unlogged {
+            "UNLOGGED "
+        } else {
+            ""
+        };
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {copy}; CREATE {unlogged}TABLE {copy} AS SELECT {cols} FROM {source}; ANALYZE {copy}"
+            ))
+            .await
+            .with_context(|| format!("persisting the snapshot of {source} as {copy} (needs CREATE on the schema)"))?;
+        tracing::info!(table = %source, copy = %copy, "snapshot table persisted");
+        created.push((name.clone(), copy.name));
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .context("committing the persisted snapshot tables")?;
+    for (name, copy) in created {
+        if let Some(t) = progress.tables.get_mut(&name) {
+            // A plan made on the original table does not fit the copy: plan again.
+            t.chunks.clear();
+            t.done.clear();
+        }
+        let entry = progress
+            .tables
+            .entry(name)
+            .or_insert_with(|| TableProgress {
+                chunks: Vec::new(),
+                done: BTreeSet::new(),
+                persisted: None,
+                lsn: None,
+            });
+        entry.persisted = Some(copy);
+        entry.lsn = Some(snapshot_lsn);
+    }
+    Ok(())
 }

@@ -202,3 +202,49 @@ fn the_snapshot_command_copies_a_table_again_consistently() {
     let e = pgcdc_err(&env, &["snapshot", "--table", "nope"]);
     assert!(e.contains("\"nope\" is not in publication"), "{e}");
 }
+
+#[test]
+fn persisted_snapshot_tables_reproduce_dlt_and_are_dropped_afterwards() {
+    for unlogged in [false, true] {
+        let env = TestEnv::new(&format!("snapshot_persist_{unlogged}"));
+        env.sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g;");
+        // Whole-schema publication: the `_dlt_` copy is in the published schema.
+        configure(&env, None, "", "");
+        let mut args = vec!["init", "--persist-snapshot-tables"];
+        if unlogged {
+            args.push("--unlogged");
+        }
+        // Dies after the first chunk: the persisted copy is what the resume reads.
+        let cfg = std::fs::read_to_string(env.dir().join("pgcdc.toml")).unwrap()
+            + "[snapshot]\nchunk_mb = 1\nworkers = 1\n";
+        env.write_file("pgcdc.toml", &cfg);
+        env.sql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(2001, 40000) g; ANALYZE t;");
+        let out = env.pgcdc_with_env(&args, &[("PGCDC_FAILPOINT", "snapshot.after_chunk")]);
+        assert!(
+            !out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copies = env.sql("SELECT relname || ':' || relpersistence::text FROM pg_class WHERE relname LIKE '\\_dlt\\_t\\_s\\_%'");
+        assert!(
+            copies.trim().ends_with(if unlogged { ":u" } else { ":p" }),
+            "persisted copy: {copies:?}"
+        );
+        env.sql("UPDATE t SET v = 'changed' WHERE id % 1000 = 0;");
+        pgcdc_ok(&env, &args);
+        assert_eq!(
+            env.sql("SELECT count(*) FROM pg_class WHERE relname LIKE '\\_dlt\\_%'")
+                .trim(),
+            "0",
+            "copies are dropped"
+        );
+        pgcdc_ok(&env, &["run"]);
+        assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+        let dirs: Vec<String> = std::fs::read_dir(env.lake_dir().join("ds"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert!(dirs.iter().all(|d| !d.starts_with("_dlt_")), "{dirs:?}");
+    }
+}
