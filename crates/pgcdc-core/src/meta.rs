@@ -49,6 +49,10 @@ pub enum MetaPreset {
 pub struct MetaColumns {
     /// LSN of the change record (Int64).
     pub lsn: String,
+    /// LSN of the transaction's commit record; for snapshot rows, the snapshot's LSN
+    /// (Int64). Replay order is (commit LSN, snapshot rows first, change LSN): a
+    /// transaction that began before a snapshot but committed after it sorts after it.
+    pub commit_lsn: String,
     /// Operation name (Utf8).
     pub op: Option<String>,
     /// Commit timestamp of the transaction, UTC (Timestamp µs).
@@ -69,6 +73,7 @@ impl MetaColumns {
         match preset {
             MetaPreset::Pgcdc => MetaColumns {
                 lsn: "_pgcdc_lsn".into(),
+                commit_lsn: COMMIT_LSN.into(),
                 op: Some("_pgcdc_op".into()),
                 commit_ts: Some("_pgcdc_commit_ts".into()),
                 xid: Some("_pgcdc_xid".into()),
@@ -77,6 +82,7 @@ impl MetaColumns {
             },
             MetaPreset::Dlt => MetaColumns {
                 lsn: "lsn".into(),
+                commit_lsn: COMMIT_LSN.into(),
                 op: Some("_pgcdc_op".into()),
                 commit_ts: None,
                 xid: None,
@@ -88,7 +94,7 @@ impl MetaColumns {
 
     /// All configured names, in the order they are appended to a row.
     pub fn names(&self) -> Vec<&str> {
-        let mut v = vec![self.lsn.as_str()];
+        let mut v = vec![self.lsn.as_str(), self.commit_lsn.as_str()];
         for n in [&self.op, &self.commit_ts, &self.xid, &self.deleted_ts]
             .into_iter()
             .flatten()
@@ -101,3 +107,4 @@ impl MetaColumns {
 }
 
 const TOAST_UNCHANGED: &str = "_pgcdc_toast_unchanged";
+const COMMIT_LSN: &str = "_pgcdc_commit_lsn";

@@ -109,6 +109,7 @@ impl TableSchema {
             .map(|c| c.kind.arrow_field(&c.name))
             .collect();
         fields.push(Field::new(&meta.lsn, DataType::Int64, false));
+        fields.push(Field::new(&meta.commit_lsn, DataType::Int64, true));
         if let Some(n) = &meta.op {
             fields.push(Field::new(n, DataType::Utf8, false));
         }

@@ -19,6 +19,8 @@ pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 pub struct RowMeta {
     /// LSN of the change record.
     pub lsn: i64,
+    /// LSN of the commit record (the snapshot's LSN for snapshot rows); None while unknown.
+    pub commit_lsn: Option<i64>,
     /// Operation.
     pub op: Op,
     /// Commit time, µs since the Unix epoch (None while unknown).
@@ -47,6 +49,7 @@ pub struct TableBuffer {
     arrow: SchemaRef,
     columns: Vec<ColumnBuilder>,
     lsn: Int64Builder,
+    commit_lsn: Int64Builder,
     op: Option<StringBuilder>,
     commit_ts: Option<TimestampMicrosecondBuilder>,
     xid: Option<Int64Builder>,
@@ -75,6 +78,7 @@ impl TableBuffer {
             arrow,
             columns,
             lsn: Int64Builder::new(),
+            commit_lsn: Int64Builder::new(),
             op: meta.op.as_ref().map(|_| StringBuilder::new()),
             commit_ts: meta.commit_ts.as_ref().map(|_| ts_builder()),
             xid: meta.xid.as_ref().map(|_| Int64Builder::new()),
@@ -173,6 +177,7 @@ impl TableBuffer {
 
     fn append_meta(&mut self, meta: RowMeta) {
         self.lsn.append_value(meta.lsn);
+        self.commit_lsn.append_option(meta.commit_lsn);
         if let Some(b) = &mut self.op {
             b.append_value(meta.op.as_str());
         }
@@ -206,6 +211,7 @@ impl TableBuffer {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
         arrays.push(Arc::new(self.lsn.finish()));
+        arrays.push(Arc::new(self.commit_lsn.finish()));
         if let Some(b) = &mut self.op {
             arrays.push(Arc::new(b.finish()));
         }

@@ -103,9 +103,11 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
             checkpoint.source.slot
         );
     }
+    // A new slot, or a new (empty) destination for an existing slot, needs every table;
+    // otherwise only the tables this init added to the publication.
     let wanted = if no_snapshot {
         Vec::new()
-    } else if created {
+    } else if created || wrote {
         configured_tables(cfg, &sql).await?
     } else {
         added

@@ -84,6 +84,7 @@ struct Rel {
 struct Tx {
     xid: u32,
     commit_ts: i64,
+    commit_lsn: Lsn,
 }
 
 /// One streaming session against the slot.
@@ -427,10 +428,15 @@ impl Session<'_> {
     /// Handles one pgoutput message; returns the end LSN when a transaction completed.
     async fn handle(&mut self, msg: Message<'_>, lsn: Lsn) -> Result<Option<Lsn>> {
         match msg {
-            Message::Begin { xid, commit_ts, .. } => {
+            Message::Begin {
+                xid,
+                commit_ts,
+                final_lsn,
+            } => {
                 self.tx = Some(Tx {
                     xid,
                     commit_ts: commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS),
+                    commit_lsn: final_lsn,
                 });
             }
             Message::Commit { end_lsn, .. } => {
@@ -474,10 +480,11 @@ impl Session<'_> {
                 xid,
                 end_lsn,
                 commit_ts,
+                commit_lsn,
                 ..
             } => {
-                self.on_stream_commit(xid, commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS))
-                    .await?;
+                let ts = commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS);
+                self.on_stream_commit(xid, ts, commit_lsn).await?;
                 self.pending = Some(end_lsn);
                 self.idle_position = self.idle_position.max(end_lsn);
                 self.first_pending_at.get_or_insert_with(Instant::now);
@@ -566,6 +573,7 @@ impl Session<'_> {
         if let Some(top) = self.stream_xid {
             return RowMeta {
                 lsn: lsn.as_i64(),
+                commit_lsn: None,
                 op,
                 commit_ts: None,
                 xid: Some(top),
@@ -573,6 +581,7 @@ impl Session<'_> {
         }
         RowMeta {
             lsn: lsn.as_i64(),
+            commit_lsn: self.tx.as_ref().map(|t| t.commit_lsn.as_i64()),
             op,
             commit_ts: self.tx.as_ref().map(|t| t.commit_ts),
             xid: self.tx.as_ref().map(|t| t.xid),
@@ -580,7 +589,7 @@ impl Session<'_> {
     }
 
     /// Writes a committed streamed transaction's rows (uncommitted until the next commit).
-    async fn on_stream_commit(&mut self, xid: u32, commit_ts: i64) -> Result<()> {
+    async fn on_stream_commit(&mut self, xid: u32, commit_ts: i64, commit_lsn: Lsn) -> Result<()> {
         let (pieces, stats) = self.streamed.commit(xid)?;
         for piece in pieces {
             let (schema, batches) = match piece {
@@ -589,7 +598,12 @@ impl Session<'_> {
             };
             for batch in batches {
                 self.batch_rows += batch.num_rows();
-                let batch = streamed::with_commit_ts(batch, &self.cfg.meta, commit_ts)?;
+                let batch = streamed::with_commit_ts(
+                    batch,
+                    &self.cfg.meta,
+                    commit_ts,
+                    commit_lsn.as_i64(),
+                )?;
                 self.dest.write(&schema, batch).await?;
             }
         }

@@ -459,6 +459,7 @@ async fn read_chunk(
     let mut rows = 0u64;
     let row_meta = RowMeta {
         lsn: job.lsn.as_i64(),
+        commit_lsn: Some(job.lsn.as_i64()),
         op: Op::Snapshot,
         commit_ts: None,
         xid: None,

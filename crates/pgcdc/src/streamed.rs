@@ -231,12 +231,13 @@ pub fn read_spilled(path: &std::path::Path) -> Result<Vec<RecordBatch>> {
     Ok(out)
 }
 
-/// Fills the commit timestamp (and dlt's `deleted_ts` on deletes) into rows streamed
+/// Fills the commit LSN, the commit timestamp (and dlt's `deleted_ts` on deletes) into rows streamed
 /// before their commit was known.
 pub fn with_commit_ts(
     batch: RecordBatch,
     meta: &MetaColumns,
     commit_ts: i64,
+    commit_lsn: i64,
 ) -> Result<RecordBatch> {
     let schema = batch.schema();
     let rows = batch.num_rows();
@@ -248,6 +249,12 @@ pub fn with_commit_ts(
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
+        if name == &meta.commit_lsn {
+            if let Some(slot) = columns.get_mut(i) {
+                *slot = Arc::new(arrow_array::Int64Array::from(vec![commit_lsn; rows]));
+            }
+            continue;
+        }
         let fill_all = meta.commit_ts.as_deref() == Some(name.as_str());
         let fill_deletes = meta.deleted_ts.as_deref() == Some(name.as_str());
         if !(fill_all || fill_deletes) {

@@ -8,7 +8,8 @@ DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files. File
 different schemas are unified by column name: a column missing from a file reads as null
 (a column whose type changed between files is fine too: values are rendered per file).
 
-Row order: by LSN (`_pgcdc_lsn`, or dlt's `lsn`), deletes first on equal LSN (a key change
+Row order: by commit LSN (`_pgcdc_commit_lsn`; snapshot rows first on a tie), then by LSN
+(`_pgcdc_lsn`, or dlt's `lsn`), deletes first on equal LSN (a key change
 is a delete plus an update with the same LSN), then file order (load, n), then row order.
 
 Values are rendered as PostgreSQL's text output renders them with TimeZone=UTC and
@@ -37,7 +38,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RAW_META = {"_pgcdc_lsn", "lsn", "_pgcdc_op", "_pgcdc_xid", "_pgcdc_toast_unchanged"}
+RAW_META = {"_pgcdc_lsn", "lsn", "_pgcdc_commit_lsn", "_pgcdc_op", "_pgcdc_xid", "_pgcdc_toast_unchanged"}
 I64_MAX = 2**63 - 1
 I32_MAX = 2**31 - 1
 US_PER_DAY = 86_400_000_000
@@ -229,7 +230,15 @@ def load(directory):
     for r in rows:
         if r.get(lsn) is None:
             sys.exit("lake.py: a row in %s has no %s: %r" % (directory, lsn, r))
-    rows.sort(key=lambda r: (r[lsn], 0 if r.get("_pgcdc_op") == "delete" else 1))
+    # Commit order first: a transaction that began before a snapshot but committed after
+    # it sorts after the snapshot's rows, which come first at their LSN; then change
+    # order, with the delete of a key-changing update before its update.
+    def order(r):
+        commit = r.get("_pgcdc_commit_lsn")
+        op = r.get("_pgcdc_op")
+        return (commit if commit is not None else r[lsn], 0 if op == "snapshot" else 1, r[lsn], 0 if op == "delete" else 1)
+
+    rows.sort(key=order)
     return names, [{c: r.get(c) for c in names} for r in rows]
 
 

@@ -248,3 +248,28 @@ fn persisted_snapshot_tables_reproduce_dlt_and_are_dropped_afterwards() {
         assert!(dirs.iter().all(|d| !d.starts_with("_dlt_")), "{dirs:?}");
     }
 }
+
+#[test]
+fn a_new_destination_for_an_existing_slot_gets_every_row() {
+    let env = TestEnv::new("snapshot_new_dest");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g;");
+    configure(&env, Some(&["t"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    env.sql("UPDATE t SET v = 'w' WHERE id <= 10;");
+    // The lake is lost; the slot is still there.
+    std::fs::remove_dir_all(env.lake_dir()).unwrap();
+    let out = pgcdc_ok(&env, &["init"]);
+    assert!(
+        out.contains("slot") && out.contains("exists") && out.contains("100 rows"),
+        "{out}"
+    );
+    env.sql("DELETE FROM t WHERE id = 1;");
+    pgcdc_ok(&env, &["run"]);
+    for r in changelog(&env, "t")
+        .iter()
+        .filter(|r| r["id"] == "1" || r["_pgcdc_op"] != "snapshot")
+    {
+        eprintln!("{r:?}");
+    }
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+}
