@@ -483,4 +483,51 @@ fn hostile_table_and_column_names_replicate() {
     assert_eq!(rows[0]["Ünïcode col"], "ü");
     assert_eq!(rows[2]["a'b"], "3");
     assert_eq!(rows[2]["id \"key\""], "2");
+
+    // A hostile schema and publication name, with the initial snapshot.
+    let schema = format!("{} we\"ird; --", env.schema);
+    let publication = format!("{}'p\"; DROP TABLE x; --", env.publication);
+    env.sql(&format!(
+        "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".\"{t}\" (id int PRIMARY KEY); INSERT INTO \"{s}\".\"{t}\" VALUES (1), (2);",
+        s = schema.replace('"', "\"\""),
+        t = table.replace('"', "\"\"")
+    ));
+    let slot2 = format!("{}_2", env.slot);
+    let sets = [
+        format!("source.schema={schema}"),
+        format!("source.publication={publication}"),
+        format!("source.slot={slot2}"),
+        format!("destination.dataset=hostile"),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for s in &sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let mut init = args.clone();
+    init.push("init");
+    pgcdc_ok(&env, &init);
+    env.sql(&format!(
+        "INSERT INTO \"{s}\".\"{t}\" VALUES (3);",
+        s = schema.replace('"', "\"\""),
+        t = table.replace('"', "\"\"")
+    ));
+    let mut run = args.clone();
+    run.push("run");
+    pgcdc_ok(&env, &run);
+    let dirs: Vec<_> = std::fs::read_dir(env.lake_dir().join("hostile"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "_pgcdc_state")
+        .collect();
+    let rows = crate::support::lake_rows(&dirs[0].path(), None);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(env.sql("SELECT count(*) FROM x").trim(), "0");
+    let mut drop = args.clone();
+    drop.extend(["drop", "--yes"]);
+    pgcdc_ok(&env, &drop);
+    env.sql(&format!(
+        "DROP SCHEMA \"{}\" CASCADE",
+        schema.replace('"', "\"\"")
+    ));
 }
