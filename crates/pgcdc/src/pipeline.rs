@@ -675,10 +675,9 @@ impl Session<'_> {
             .get(&rel_id)
             .map(|r| Arc::clone(&r.projection))
             .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
-        let cells = cells(row)?;
         let buf = self.buffer_for(rel_id, xid)?;
         let before = buf.bytes();
-        buf.append(cells.iter().copied(), old, &projection.map, meta, &policy)?;
+        buf.append(row.iter().map(cell), old, &projection.map, meta, &policy)?;
         let grown = buf.bytes().saturating_sub(before);
         if self.stream_xid.is_some() {
             self.streamed.grew(grown);
@@ -703,8 +702,8 @@ impl Session<'_> {
         let Some((_, old_tuple)) = old else {
             return self.append(rel_id, xid, new, None, lsn, Op::Update);
         };
-        let old_cells = cells(old_tuple)?;
-        let new_cells = cells(new)?;
+        let old_cells = cells(old_tuple);
+        let new_cells = cells(new);
         let projection = self
             .relations
             .get(&rel_id)
@@ -805,15 +804,16 @@ fn same_value(a: Option<&Cell<'_>>, b: Option<&Cell<'_>>) -> bool {
     }
 }
 
-fn cells<'a>(row: &TupleData<'a>) -> Result<Vec<Cell<'a>>> {
-    row.iter()
-        .map(|v| match v {
-            TupleValue::Null => Ok(Cell::Null),
-            TupleValue::UnchangedToast => Ok(Cell::Unchanged),
-            TupleValue::Text(b) => Ok(Cell::Text(b)),
-            TupleValue::Binary(_) => Err(anyhow!(
-                "the server sent a binary value, which this session did not request"
-            )),
-        })
-        .collect()
+/// A decoded tuple value as a row cell (binary values go to the binary reader).
+fn cell(v: TupleValue<'_>) -> Cell<'_> {
+    match v {
+        TupleValue::Null => Cell::Null,
+        TupleValue::UnchangedToast => Cell::Unchanged,
+        TupleValue::Text(b) => Cell::Text(b),
+        TupleValue::Binary(b) => Cell::Binary(b),
+    }
+}
+
+fn cells<'a>(row: &TupleData<'a>) -> Vec<Cell<'a>> {
+    row.iter().map(cell).collect()
 }

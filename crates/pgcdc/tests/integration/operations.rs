@@ -251,18 +251,32 @@ fn follow_mode_reconnects_after_the_walsender_is_terminated() {
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
     let mut child = env.spawn_pgcdc(&["run", "--follow"]);
     env.sql("INSERT INTO t SELECT generate_series(1, 50);");
-    wait_for("the first rows", Duration::from_secs(30), || changelog(&env, "t").len() == 50);
+    wait_for("the first rows", Duration::from_secs(30), || {
+        changelog(&env, "t").len() == 50
+    });
     for round in 0..2 {
         let killed = env.sql(&format!(
             "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name = '{}' AND active_pid IS NOT NULL",
             env.slot
         ));
-        assert_eq!(killed.trim(), "1", "round {round}: no active walsender to terminate");
+        assert_eq!(
+            killed.trim(),
+            "1",
+            "round {round}: no active walsender to terminate"
+        );
         let base = 100 * (round + 1);
-        env.sql(&format!("INSERT INTO t SELECT generate_series({base}, {});", base + 49));
-        wait_for("rows after a reconnect", Duration::from_secs(60), || changelog(&env, "t").len() == 50 * (round + 2));
+        env.sql(&format!(
+            "INSERT INTO t SELECT generate_series({base}, {});",
+            base + 49
+        ));
+        wait_for("rows after a reconnect", Duration::from_secs(60), || {
+            changelog(&env, "t").len() == 50 * (round + 2)
+        });
     }
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_each_change_once(&changelog(&env, "t"));
     assert_replay_equals_source(&env, "t", &["id"], &["id"]);
