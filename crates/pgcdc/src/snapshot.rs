@@ -478,28 +478,14 @@ async fn read_chunk(
             Ok(())
         })?;
         if buf.rows() >= 65_536 {
-            let n = buf.rows() as u64;
-            batches.push(buf.finish()?);
-            let _ = progress
-                .send(Ok(Msg::Rows {
-                    table: job.table,
-                    rows: n,
-                }))
-                .await;
+            cut_batch(&mut buf, &mut batches, job.table, progress).await?;
         }
     }
     if !parser.finished() {
         bail!("the COPY data of {} ended early", plan.schema.table);
     }
     if buf.rows() > 0 {
-        let n = buf.rows() as u64;
-        batches.push(buf.finish()?);
-        let _ = progress
-            .send(Ok(Msg::Rows {
-                table: job.table,
-                rows: n,
-            }))
-            .await;
+        cut_batch(&mut buf, &mut batches, job.table, progress).await?;
     }
     Ok(Done {
         table: job.table,
@@ -607,5 +593,19 @@ async fn persist_tables(
         entry.persisted = Some(copy);
         entry.lsn = Some(snapshot_lsn);
     }
+    Ok(())
+}
+
+/// Finishes the buffered rows into a batch of the chunk and reports them for progress.
+async fn cut_batch(
+    buf: &mut TableBuffer,
+    batches: &mut Vec<RecordBatch>,
+    table: usize,
+    progress: &mpsc::Sender<Result<Msg>>,
+) -> Result<()> {
+    let rows = buf.rows() as u64;
+    batches.push(buf.finish()?);
+    // Progress is best effort: a closed channel means the run is ending anyway.
+    let _ = progress.send(Ok(Msg::Rows { table, rows })).await;
     Ok(())
 }
