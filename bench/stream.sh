@@ -11,7 +11,7 @@ root=$PWD
 txs=${1:-800}
 work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
 chmod 755 "$work"
-scripts/install-deps --no-python >/dev/null
+scripts/install-deps --no-python --no-s3 >/dev/null
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 THROWAWAY_PG_CLEANUP="rm -rf '$work'"
 . scripts/lib/throwaway-pg.sh

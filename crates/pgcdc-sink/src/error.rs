@@ -51,14 +51,19 @@ impl Error {
 
 impl From<object_store::Error> for Error {
     fn from(e: object_store::Error) -> Self {
-        let kind = match &e {
+        let (kind, hint) = match &e {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => (
+                ErrorKind::InvalidConfig,
+                "; check destination.credentials (aws_access_key_id, aws_secret_access_key, …) and the bucket's permissions",
+            ),
             object_store::Error::NotFound { .. }
             | object_store::Error::InvalidPath { .. }
             | object_store::Error::NotSupported { .. }
-            | object_store::Error::NotImplemented { .. } => ErrorKind::InvalidConfig,
-            _ => ErrorKind::Unavailable,
+            | object_store::Error::NotImplemented { .. } => (ErrorKind::InvalidConfig, ""),
+            _ => (ErrorKind::Unavailable, ""),
         };
-        Error::new(kind, format!("object storage: {e}")).with_source(e)
+        Error::new(kind, format!("object storage: {e}{hint}")).with_source(e)
     }
 }
 

@@ -6,7 +6,10 @@
 //! bumped past the previous one), so every data file says which commit it belongs to.
 //!
 //! Exactly once: data files are written first; the manifest naming the load is written
-//! last, atomically (temporary object + rename on local disk). [`FilesDestination::open`]
+//! last, atomically (temporary object + rename on local disk, one PUT on object storage,
+//! conditional on the version read at open where the store supports it, so a second
+//! writer cannot silently overwrite the first one's commit). Large files go up in
+//! multipart uploads (`object_store`'s `BufWriter`), completed before the manifest. [`FilesDestination::open`]
 //! deletes data files whose load id is newer than the manifest's: they belong to a run
 //! that died before its commit, and those changes will be streamed again.
 //!
@@ -22,9 +25,8 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use object_store::buffered::BufWriter;
-use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -33,6 +35,7 @@ use tokio::io::AsyncWriteExt;
 
 use pgcdc_core::{Checkpoint, TableSchema};
 
+use crate::store::StoreOptions;
 use crate::{Committed, Destination, Error, ErrorKind, Result};
 
 /// File format of the changelog files.
@@ -58,8 +61,10 @@ impl FileFormat {
 /// Settings of a [`FilesDestination`].
 #[derive(Debug, Clone)]
 pub struct FilesConfig {
-    /// A local path or `file://` URL.
+    /// A local path, `file://`, `s3://`, `gs://` or `az://` URL (see [`crate::store`]).
     pub url: String,
+    /// Credentials and settings of the object store (secret; redacted in `Debug`).
+    pub options: StoreOptions,
     /// Folder under `url` holding this pipeline's tables (dlt's dataset name).
     pub dataset: String,
     /// File format.
@@ -75,6 +80,7 @@ impl FilesConfig {
     pub fn new(url: impl Into<String>, dataset: impl Into<String>) -> Self {
         FilesConfig {
             url: url.into(),
+            options: StoreOptions::default(),
             dataset: dataset.into(),
             format: FileFormat::Parquet,
             compress: true,
@@ -115,6 +121,10 @@ pub struct FilesDestination {
     /// The local directory behind `store`, for fsync; None for remote stores.
     local_root: Option<PathBuf>,
     manifest: Option<Manifest>,
+    /// Version of the manifest object as last read or written, for the conditional put.
+    manifest_version: Option<UpdateVersion>,
+    /// False once the store said it cannot do conditional puts.
+    conditional: bool,
     /// The load being written (assigned at the first write after a commit).
     load_id: Option<u64>,
     next_file: u32,
@@ -127,12 +137,14 @@ pub struct FilesDestination {
 impl FilesDestination {
     /// A destination for `config`; nothing is read or written until [`Destination::open`].
     pub fn new(config: FilesConfig) -> Result<Self> {
-        let (store, local_root) = open_store(&config.url)?;
+        let opened = crate::store::open(&config.url, &config.options)?;
         Ok(FilesDestination {
             config,
-            store,
-            local_root,
+            store: opened.store,
+            conditional: opened.local_root.is_none(),
+            local_root: opened.local_root,
             manifest: None,
+            manifest_version: None,
             load_id: None,
             next_file: 0,
             open: BTreeMap::new(),
@@ -157,8 +169,17 @@ impl FilesDestination {
 
     async fn read_manifest(&mut self) -> Result<Option<Manifest>> {
         let bytes = match self.store.get(&self.manifest_path()).await {
-            Ok(r) => r.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Ok(r) => {
+                self.manifest_version = Some(UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                });
+                r.bytes().await?
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.manifest_version = None;
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
@@ -189,7 +210,44 @@ impl FilesDestination {
         })?;
         let path = self.manifest_path();
         // LocalFileSystem writes a temporary file and renames it into place: atomic.
-        self.store.put(&path, PutPayload::from(body)).await?;
+        // Object stores replace an object in one PUT: atomic too; there the put is
+        // conditional on the version this process last saw.
+        let payload = PutPayload::from(body);
+        let result = if self.conditional {
+            let mode = match &self.manifest_version {
+                Some(v) => PutMode::Update(v.clone()),
+                None => PutMode::Create,
+            };
+            match self.store.put_opts(&path, payload.clone(), mode.into()).await {
+                Err(
+                    object_store::Error::NotImplemented { .. }
+                    | object_store::Error::NotSupported { .. },
+                ) => {
+                    tracing::debug!("the object store has no conditional put; overwriting the manifest");
+                    self.conditional = false;
+                    self.store.put(&path, payload).await?
+                }
+                Err(
+                    e @ (object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. }),
+                ) => {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "the checkpoint manifest {path} was changed by another writer since this run read it; is a second pgcdc writing to the same destination and dataset? Stop it and rerun"
+                        ),
+                    )
+                    .with_source(e))
+                }
+                other => other?,
+            }
+        } else {
+            self.store.put(&path, payload).await?
+        };
+        self.manifest_version = Some(UpdateVersion {
+            e_tag: result.e_tag,
+            version: result.version,
+        });
         self.sync_local(&path, true).await?;
         self.manifest = Some(m);
         Ok(())
@@ -316,38 +374,14 @@ fn parse_load_id(name: &str) -> Option<u64> {
     }
 }
 
-/// Opens the object store behind `url`. Only local paths and `file://` for now.
-fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Option<PathBuf>)> {
-    let path = if let Some(rest) = url.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::InvalidConfig,
-            format!("destination URL scheme '{scheme}://' is not supported yet; use a local path or file://"),
-        ));
-    } else {
-        PathBuf::from(url)
-    };
-    std::fs::create_dir_all(&path).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidConfig,
-            format!(
-                "cannot create the destination directory {}: {e}",
-                path.display()
-            ),
-        )
-        .with_source(e)
-    })?;
-    let abs = std::fs::canonicalize(&path)?;
-    let store = LocalFileSystem::new_with_prefix(&abs)?;
-    Ok((Arc::new(store), Some(abs)))
-}
-
 #[async_trait]
 impl Destination for FilesDestination {
     fn describe(&self) -> String {
-        format!("{} (dataset {})", self.config.url, self.config.dataset)
+        format!(
+            "{} (dataset {})",
+            crate::store::redact_url(&self.config.url),
+            self.config.dataset
+        )
     }
 
     async fn open(&mut self) -> Result<Option<Committed>> {

@@ -12,11 +12,13 @@
 //! - **Ordering.** Rows of one table arrive in commit order (LSN order within a
 //!   transaction); the pipeline reports the checkpoint to PostgreSQL only after `commit`.
 //!
-//! Destinations: [`files`] (changelog files, Parquet or JSONL, on object storage).
+//! Destinations: [`files`] (changelog files, Parquet or JSONL, on a local disk or object
+//! storage opened by [`store`]).
 #![deny(missing_docs)]
 
 mod error;
 pub mod files;
+pub mod store;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;

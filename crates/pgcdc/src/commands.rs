@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use pgcdc_core::{Checkpoint, SourceIdentity};
 use pgcdc_sink::files::FilesDestination;
@@ -56,6 +56,12 @@ fn spec(cfg: &Config) -> SetupSpec {
 
 async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> {
     let sql = connect_sql(&cfg.source.pg).await?;
+    // Reach the destination before anything is created or dropped at the source: a wrong
+    // URL, bucket or credentials fail here, with nothing to clean up.
+    let mut dest = destination(cfg)?;
+    dest.read_committed()
+        .await
+        .with_context(|| format!("cannot read the destination {}", dest.describe()))?;
     let spec = spec(cfg);
     let slot = &cfg.source.slot;
     if reset {
@@ -76,7 +82,6 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
             (c.consistent_point, true, c.snapshot_name)
         }
     };
-    let mut dest = destination(cfg)?;
     let identity = SourceIdentity {
         system_identifier: system.system_id.clone(),
         database: info.database.clone(),

@@ -22,6 +22,7 @@ use toml::{Table, Value};
 
 use pgcdc_core::{MetaColumns, MetaPreset, ValuePolicy};
 use pgcdc_sink::files::{FileFormat, FilesConfig};
+use pgcdc_sink::store::StoreOptions;
 
 /// The raw document, as written by users. Field docs are the reference for `pgcdc.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +88,8 @@ impl Default for RawSource {
 #[serde(deny_unknown_fields, default)]
 struct RawDestination {
     url: String,
+    /// Object-storage credentials and settings (see `pgcdc_sink::store`).
+    credentials: BTreeMap<String, Value>,
     format: FileFormat,
     dataset: String,
     compression: bool,
@@ -98,6 +101,7 @@ impl Default for RawDestination {
     fn default() -> Self {
         RawDestination {
             url: "./lake".into(),
+            credentials: BTreeMap::new(),
             format: FileFormat::Parquet,
             dataset: "pgcdc".into(),
             compression: true,
@@ -253,6 +257,20 @@ pub struct LoadOptions {
 }
 
 impl Config {
+    /// Every secret of the configuration (database password, object-storage keys), for
+    /// [`redact`]ing messages.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .source
+            .pg
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .into_iter()
+            .collect();
+        out.extend(self.destination.options.secret_values());
+        out
+    }
+
     /// Loads and validates the configuration from all layers.
     pub fn load(opts: &LoadOptions) -> Result<Config> {
         let env: Vec<(String, String)> = std::env::vars().collect();
@@ -343,6 +361,21 @@ fn apply_env(doc: &mut Table, env: &[(String, String)]) -> Result<()> {
     if let (Some(url), false) = (dlt_url, has_pgcdc_url) {
         set_path(doc, &["source".into(), "url".into()], Value::String(url))?;
     }
+    // dlt's filesystem destination variables, below pgcdc's own.
+    for (k, v) in env {
+        let path: Vec<String> = if k == "DESTINATION__FILESYSTEM__BUCKET_URL" {
+            vec!["destination".into(), "url".into()]
+        } else if let Some(key) = k.strip_prefix("DESTINATION__FILESYSTEM__CREDENTIALS__") {
+            vec!["destination".into(), "credentials".into(), key.to_ascii_lowercase()]
+        } else {
+            continue;
+        };
+        let ours = format!("PGCDC__{}", path.join("__").to_ascii_uppercase());
+        if !env.iter().any(|(k2, _)| k2.eq_ignore_ascii_case(&ours)) {
+            set_path(doc, &path, Value::String(v.clone()))
+                .with_context(|| format!("environment variable {k}"))?;
+        }
+    }
     Ok(())
 }
 
@@ -379,6 +412,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
         bail!("batch.max_rows and batch.max_mb must be at least 1");
     }
     let mut files = FilesConfig::new(d.url, d.dataset);
+    files.options = store_options(d.credentials)?;
     files.format = d.format;
     files.compress = d.compression;
     files.max_file_bytes = d.max_file_mb.max(1) << 20;
@@ -408,6 +442,23 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
         types: raw.types,
         origin,
     })
+}
+
+/// `[destination.credentials]` values as strings (numbers and booleans are accepted as
+/// TOML values, since environment variables arrive parsed).
+fn store_options(raw: BTreeMap<String, Value>) -> Result<StoreOptions> {
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Integer(i) => i.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Float(f) => f.to_string(),
+            _ => bail!("destination.credentials.{k} must be a string"),
+        };
+        out.insert(k.to_ascii_lowercase(), text);
+    }
+    Ok(StoreOptions::new(out))
 }
 
 /// Slot names are restricted by PostgreSQL to lowercase letters, digits and underscores.

@@ -5,7 +5,9 @@
 //! `[sources.pg_replication.credentials]` (drivername, database, password, username,
 //! host, port — or a connection string), `[sources.pg_replication]` slot_name, pub_name,
 //! schema_name, table_names, publish, include_columns, target_batch_size;
-//! `[destination.filesystem] bucket_url`; `[normalize] loader_file_format`;
+//! `[destination.filesystem] bucket_url` and `[destination.filesystem.credentials]`
+//! (aws_access_key_id, aws_secret_access_key, endpoint_url, region_name, ...);
+//! `[normalize] loader_file_format`;
 //! `[normalize.data_writer] disable_compression`. Other dlt settings (runtime, telemetry…)
 //! do not concern pgcdc and are ignored; unknown keys under `[sources.pg_replication]` are
 //! an error that names them.
@@ -121,6 +123,11 @@ pub fn from_dlt(doc: &Table) -> Result<Table> {
     }
     if let Some(v) = get(doc, &["destination", "filesystem", "bucket_url"]) {
         put(&mut out, &["destination", "url"], v.clone())?;
+    }
+    match get(doc, &["destination", "filesystem", "credentials"]) {
+        Some(v @ Value::Table(_)) => put(&mut out, &["destination", "credentials"], v.clone())?,
+        Some(_) => bail!("destination.filesystem.credentials must be a table of keys (aws_access_key_id, aws_secret_access_key, endpoint_url, ...)"),
+        None => {}
     }
     if let Some(v) = get(doc, &["normalize", "loader_file_format"]) {
         match v.as_str() {
@@ -245,6 +252,15 @@ disable_compression=true
         assert_eq!(
             get(&out, &["destination", "compression"]).and_then(Value::as_bool),
             Some(false)
+        );
+        assert_eq!(
+            get(&out, &["destination", "credentials", "endpoint_url"]).and_then(Value::as_str),
+            Some("http://localhost:9000/")
+        );
+        assert_eq!(
+            get(&out, &["destination", "credentials", "aws_secret_access_key"])
+                .and_then(Value::as_str),
+            Some("minio123")
         );
         assert_eq!(
             get(&out, &["destination", "format"]).and_then(Value::as_str),

@@ -132,15 +132,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let secrets: Vec<String> = cfg
-                .source
-                .pg
-                .get_password()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .into_iter()
-                .collect();
-            eprintln!("error: {}", config::redact(&format!("{e:#}"), &secrets));
+            let secrets = cfg.secrets();
+            eprintln!("error: {}", config::redact(&report(&e), &secrets));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the line already
+/// holds (libraries such as object_store repeat their source in their own message).
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -4,7 +4,10 @@
     lake.py rows DIR [--columns a,b]            every row in replay order, one JSON object a line
     lake.py replay DIR --key id --columns a,b   the table's final state, one JSON array a row
 
-DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files. Files of
+DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files, on local disk
+or `s3://bucket/path` on an S3-compatible server, read with pyarrow's own S3 client
+(endpoint from LAKE_S3_ENDPOINT, e.g. http://127.0.0.1:9000; keys from AWS_ACCESS_KEY_ID
+and AWS_SECRET_ACCESS_KEY). Files of
 different schemas are unified by column name: a column missing from a file reads as null
 (a column whose type changed between files is fine too: values are rendered per file).
 
@@ -201,10 +204,38 @@ def file_order(path):
     return (0, int(m.group(1)), int(m.group(2)), path) if m else (1, 0, 0, path)
 
 
+def s3_filesystem():
+    from pyarrow import fs
+    endpoint = os.environ.get("LAKE_S3_ENDPOINT", "")
+    scheme, _, host = endpoint.partition("://")
+    return fs.S3FileSystem(
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        endpoint_override=host.rstrip("/") or None,
+        scheme=scheme or "https",
+        region=os.environ.get("AWS_REGION", "us-east-1"),
+    )
+
+
+def list_files(directory):
+    """(filesystem or None, data file paths) of a table directory; None if it is missing."""
+    if directory.startswith("s3://"):
+        from pyarrow import fs
+        s3 = s3_filesystem()
+        base = directory[len("s3://"):].rstrip("/")
+        infos = s3.get_file_info(fs.FileSelector(base, allow_not_found=True))
+        return s3, [i.path for i in infos if i.type == fs.FileType.File and i.path.endswith((".parquet", ".jsonl"))]
+    if not os.path.isdir(directory):
+        return None, None
+    return None, glob.glob(os.path.join(directory, "*.parquet")) + glob.glob(os.path.join(directory, "*.jsonl"))
+
+
 def load(directory):
     """All rows of a table directory as dicts (column → rendered value), in replay order,
     and the union of the column names in first-seen order."""
-    files = glob.glob(os.path.join(directory, "*.parquet")) + glob.glob(os.path.join(directory, "*.jsonl"))
+    filesystem, files = list_files(directory)
+    if files is None:
+        sys.exit("lake.py: no such directory: %s" % directory)
     names, rows = [], []
 
     def see(cols):
@@ -214,18 +245,23 @@ def load(directory):
 
     for f in sorted(files, key=file_order):
         if f.endswith(".parquet"):
-            t = pq.read_table(f)
+            t = pq.read_table(f, filesystem=filesystem)
             see(t.column_names)
             cols = {c: (t.column(c).to_pylist() if c in RAW_META else render(t.column(c))) for c in t.column_names}
             for i in range(t.num_rows):
                 rows.append({c: v[i] for c, v in cols.items()})
         else:
-            with open(f, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        obj = json.loads(line)
-                        see(obj.keys())
-                        rows.append({c: (v if c in RAW_META else render_json_value(v)) for c, v in obj.items()})
+            if filesystem is not None:
+                with filesystem.open_input_stream(f) as fh:
+                    lines = fh.read().decode("utf-8").splitlines()
+            else:
+                with open(f, encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            for line in lines:
+                if line.strip():
+                    obj = json.loads(line)
+                    see(obj.keys())
+                    rows.append({c: (v if c in RAW_META else render_json_value(v)) for c, v in obj.items()})
     lsn = "_pgcdc_lsn" if "_pgcdc_lsn" in names else "lsn"
     for r in rows:
         if r.get(lsn) is None:
@@ -268,8 +304,6 @@ def main():
     p.add_argument("--columns", help="comma-separated; rows: which source columns (metadata always)")
     p.add_argument("--key", help="comma-separated key columns (replay)")
     a = p.parse_args()
-    if not os.path.isdir(a.dir):
-        sys.exit("lake.py: no such directory: %s" % a.dir)
     names, rows = load(a.dir)
     if a.command == "rows":
         cols = a.columns.split(",") if a.columns else None

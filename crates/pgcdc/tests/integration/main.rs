@@ -3,6 +3,7 @@
 mod errors;
 mod harness;
 mod lake_reader;
+mod objectstore;
 mod operations;
 mod replication;
 mod snapshot;

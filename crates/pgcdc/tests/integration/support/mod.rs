@@ -8,6 +8,8 @@
 //! PostgreSQL's `bin/` directory.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -496,9 +498,14 @@ fn lake_py() -> PathBuf {
 }
 
 fn run_lake(args: &[String]) -> String {
+    run_lake_with(args, &[])
+}
+
+fn run_lake_with(args: &[String], env: &[(String, String)]) -> String {
     let out = Command::new(python())
         .arg(lake_py())
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run lake.py");
     assert!(
@@ -543,6 +550,41 @@ pub fn lake_replay(dir: &Path, key: &[&str], columns: &[&str]) -> Vec<Vec<Option
         columns.join(","),
     ];
     run_lake(&args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py replay row {l}: {e}")))
+        .collect()
+}
+
+/// [`lake_rows`] of a table directory given as a URL (e.g. `s3://bucket/ds/t`), with the
+/// reader's environment (see [`s3::S3Server::reader_env`]).
+pub fn lake_rows_at(
+    dir: &str,
+    env: &[(String, String)],
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    run_lake_with(&["rows".to_string(), dir.to_string()], env)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py row {l}: {e}")))
+        .collect()
+}
+
+/// [`lake_replay`] of a table directory given as a URL, with the reader's environment.
+pub fn lake_replay_at(
+    dir: &str,
+    key: &[&str],
+    columns: &[&str],
+    env: &[(String, String)],
+) -> Vec<Vec<Option<String>>> {
+    let args = vec![
+        "replay".to_string(),
+        dir.to_string(),
+        "--key".into(),
+        key.join(","),
+        "--columns".into(),
+        columns.join(","),
+    ];
+    run_lake_with(&args, env)
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py replay row {l}: {e}")))

@@ -1,0 +1,347 @@
+//! Opening the object store behind a destination URL: a local path or `file://`, `s3://`
+//! (and `s3a://`), `gs://` (`gcs://`), `az://` (`abfs://`, `abfss://`, `azure://`).
+//!
+//! Credentials and settings come from [`StoreOptions`] (the `[destination.credentials]`
+//! table, which also takes dlt's `[destination.filesystem.credentials]` names unchanged)
+//! over the provider's usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`, read
+//! by `object_store`'s `from_env`). An `http://` endpoint (MinIO and other S3-compatible
+//! servers) turns plain HTTP on; requests are path-style unless
+//! `aws_virtual_hosted_style_request = "true"`. A path after the bucket
+//! (`s3://bucket/some/prefix`) becomes a prefix for every object.
+//!
+//! Transient failures (connection refused, timeouts, 5xx, throttling) are retried by
+//! `object_store` with exponential backoff for up to [`RETRY_TIMEOUT`], so a short outage
+//! of the store pauses the run instead of failing it.
+//!
+//! Option values are secrets: [`StoreOptions`]' `Debug` shows the keys only, and no
+//! message built here contains a value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+
+use crate::{Error, ErrorKind, Result};
+
+/// How long one request to the store is retried before the error surfaces.
+pub const RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Settings and credentials for the store, by key (object_store's names, e.g.
+/// `aws_access_key_id`, `aws_endpoint`, `aws_region`, `google_service_account_key`,
+/// `azure_storage_account_name`, or dlt's: `endpoint_url`, `region_name`, and for GCS
+/// `project_id` + `private_key` + `client_email`). Values never appear in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions(BTreeMap<String, String>);
+
+impl StoreOptions {
+    /// Options from key/value pairs.
+    pub fn new(options: BTreeMap<String, String>) -> Self {
+        StoreOptions(options)
+    }
+
+    /// True when no option is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values that are secrets (keys naming a secret, key, token, password or
+    /// signature), for redacting messages that might echo them.
+    pub fn secret_values(&self) -> Vec<String> {
+        const SECRET: [&str; 6] = ["secret", "key", "token", "password", "private", "sig"];
+        self.0
+            .iter()
+            .filter(|(k, _)| SECRET.iter().any(|s| k.contains(s)))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+/// An opened store: the store itself (with the URL's path as prefix), and the local
+/// directory behind it when it is a local disk (for fsync).
+pub(crate) struct OpenedStore {
+    pub store: Arc<dyn ObjectStore>,
+    pub local_root: Option<PathBuf>,
+}
+
+/// Opens the store for `url` with `options`.
+pub(crate) fn open(url: &str, options: &StoreOptions) -> Result<OpenedStore> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return open_local(PathBuf::from(url), options);
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme == "file" {
+        let parsed = url::Url::parse(url).map_err(|e| bad_url(url, e.to_string()))?;
+        let path = parsed
+            .to_file_path()
+            .map_err(|_| bad_url(url, "a file:// URL needs an absolute path".into()))?;
+        return open_local(path, options);
+    }
+    let parsed = url::Url::parse(url).map_err(|e| bad_url(url, e.to_string()))?;
+    let bucket = parsed.host_str().unwrap_or_default();
+    if bucket.is_empty() {
+        return Err(bad_url(url, "it names no bucket or container".into()));
+    }
+    let prefix = parsed.path().trim_matches('/').to_string();
+    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+        "s3" | "s3a" => Arc::new(s3(bucket, options)?.build().map_err(build_error)?),
+        "gs" | "gcs" => Arc::new(gcs(bucket, options)?.build().map_err(build_error)?),
+        "az" | "abfs" | "abfss" | "azure" | "adl" => {
+            Arc::new(azure(bucket, options)?.build().map_err(build_error)?)
+        }
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "destination URL scheme '{other}://' is not supported; use a local path, file://, s3://, gs:// or az://"
+                ),
+            ))
+        }
+    };
+    let store = if prefix.is_empty() {
+        store
+    } else {
+        let prefix = Path::parse(&prefix).map_err(|e| bad_url(url, e.to_string()))?;
+        Arc::new(PrefixStore::new(store, prefix))
+    };
+    Ok(OpenedStore {
+        store,
+        local_root: None,
+    })
+}
+
+fn open_local(path: PathBuf, options: &StoreOptions) -> Result<OpenedStore> {
+    if !options.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "destination.credentials is set ({:?}) but the destination is a local path; remove it or use an s3://, gs:// or az:// URL",
+                options
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&path).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "cannot create the destination directory {}: {e}",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    })?;
+    let abs = std::fs::canonicalize(&path)?;
+    let store = LocalFileSystem::new_with_prefix(&abs)?;
+    Ok(OpenedStore {
+        store: Arc::new(store),
+        local_root: Some(abs),
+    })
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            base: 2.0,
+        },
+        max_retries: 60,
+        retry_timeout: RETRY_TIMEOUT,
+    }
+}
+
+/// dlt's credential names that object_store spells differently.
+fn alias(key: &str) -> &str {
+    match key {
+        "region_name" => "aws_region",
+        "aws_profile" | "profile_name" => "aws_profile",
+        other => other,
+    }
+}
+
+fn s3(bucket: &str, options: &StoreOptions) -> Result<AmazonS3Builder> {
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry());
+    for (key, value) in &options.0 {
+        let key = alias(key);
+        if key == "aws_profile" {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "destination.credentials.profile_name: AWS profiles are not read by pgcdc; set aws_access_key_id and aws_secret_access_key (or the AWS_* environment variables)",
+            ));
+        }
+        let k: AmazonS3ConfigKey = key.parse().map_err(|_| unknown_key(key, "s3"))?;
+        b = b.with_config(k, value);
+    }
+    let endpoint = options
+        .get("endpoint_url")
+        .or_else(|| options.get("aws_endpoint"))
+        .or_else(|| options.get("aws_endpoint_url"))
+        .map(str::to_string)
+        .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    if endpoint.is_some_and(|e| e.to_ascii_lowercase().starts_with("http://")) {
+        b = b.with_allow_http(true);
+    }
+    if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
+        // S3-compatible servers accept any region; AWS redirects from the default one.
+        b = b.with_region("us-east-1");
+    }
+    Ok(b)
+}
+
+fn gcs(bucket: &str, options: &StoreOptions) -> Result<GoogleCloudStorageBuilder> {
+    let mut b = GoogleCloudStorageBuilder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry());
+    // dlt's GcpServiceAccountCredentials: the key file's fields, given one by one.
+    const DLT_GCS: [&str; 3] = ["project_id", "private_key", "client_email"];
+    if DLT_GCS.iter().any(|k| options.get(k).is_some()) {
+        let mut key = serde_json::Map::new();
+        key.insert("type".into(), "service_account".into());
+        for k in DLT_GCS {
+            let v = options.get(k).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("destination.credentials: GCS service-account credentials need project_id, private_key and client_email; {k} is missing"),
+                )
+            })?;
+            key.insert(k.into(), v.into());
+        }
+        if let Some(id) = options.get("private_key_id") {
+            key.insert("private_key_id".into(), id.into());
+        }
+        b = b.with_service_account_key(serde_json::Value::Object(key).to_string());
+    }
+    for (key, value) in &options.0 {
+        if DLT_GCS.contains(&key.as_str()) || key == "private_key_id" {
+            continue;
+        }
+        let k: GoogleConfigKey = key.parse().map_err(|_| unknown_key(key, "gs"))?;
+        b = b.with_config(k, value);
+    }
+    Ok(b)
+}
+
+fn azure(container: &str, options: &StoreOptions) -> Result<MicrosoftAzureBuilder> {
+    let mut b = MicrosoftAzureBuilder::from_env()
+        .with_container_name(container)
+        .with_retry(retry());
+    for (key, value) in &options.0 {
+        let k: AzureConfigKey = key.parse().map_err(|_| unknown_key(key, "az"))?;
+        b = b.with_config(k, value);
+    }
+    Ok(b)
+}
+
+fn unknown_key(key: &str, scheme: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("destination.credentials.{key} is not a setting of {scheme}:// object storage"),
+    )
+}
+
+fn bad_url(url: &str, why: String) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("destination.url '{}' is not usable: {why}", redact_url(url)),
+    )
+}
+
+fn build_error(e: object_store::Error) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("cannot set up the object store: {e}"),
+    )
+    .with_source(e)
+}
+
+/// `url` without a password (`s3://key:secret@bucket` is not a documented form, but a
+/// user might write it).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> StoreOptions {
+        StoreOptions::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let o = opts(&[("aws_secret_access_key", "hunter2")]);
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("aws_secret_access_key"), "{shown}");
+    }
+
+    #[test]
+    fn dlt_credential_names_configure_s3() {
+        let o = opts(&[
+            ("aws_access_key_id", "minio"),
+            ("aws_secret_access_key", "minio123"),
+            ("endpoint_url", "http://localhost:9000/"),
+            ("region_name", "eu-west-1"),
+        ]);
+        let b = s3("demo", &o).unwrap();
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::Endpoint).as_deref(),
+            Some("http://localhost:9000/")
+        );
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::Region).as_deref(),
+            Some("eu-west-1")
+        );
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_named_without_secrets() {
+        let o = opts(&[("aws_acess_key_id", "secret-value")]);
+        let e = open("s3://demo/", &o).err().unwrap().to_string();
+        assert!(e.contains("aws_acess_key_id") && !e.contains("secret-value"), "{e}");
+        let e = open("ftp://x/", &StoreOptions::default()).err().unwrap().to_string();
+        assert!(e.contains("ftp://"), "{e}");
+        let e = open("s3:///nobucket", &StoreOptions::default()).err().unwrap().to_string();
+        assert!(e.contains("bucket"), "{e}");
+        let e = open("/tmp/x", &o).err().unwrap().to_string();
+        assert!(e.contains("local path") && !e.contains("secret-value"), "{e}");
+        assert_eq!(
+            redact_url("s3://k:topsecret@bucket/p"),
+            "s3://k:REDACTED@bucket/p"
+        );
+    }
+}
