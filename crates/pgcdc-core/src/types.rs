@@ -42,6 +42,47 @@ pub mod oid {
     pub const JSONB: u32 = 3802;
     /// OIDs below this are assigned by `initdb` (built-in types).
     pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+    /// The element type of a built-in array type (`pg_type.typelem` for the `_name`
+    /// types), or None. Arrays of types whose array delimiter is not `,` (box) are left
+    /// out: they stay text.
+    pub fn array_element(array: u32) -> Option<u32> {
+        Some(match array {
+            1000 => BOOL,
+            1001 => BYTEA,
+            1002 => CHAR,
+            1003 => NAME,
+            1016 => INT8,
+            1005 => INT2,
+            1007 => INT4,
+            1009 => TEXT,
+            1028 => OID,
+            1011 => XID,
+            199 => JSON,
+            143 => XML,
+            1021 => FLOAT4,
+            1022 => FLOAT8,
+            791 => MONEY,
+            1014 => BPCHAR,
+            1015 => VARCHAR,
+            1182 => DATE,
+            1183 => TIME,
+            1115 => TIMESTAMP,
+            1185 => TIMESTAMPTZ,
+            1187 => INTERVAL,
+            1270 => TIMETZ,
+            1231 => NUMERIC,
+            2951 => UUID,
+            3807 => JSONB,
+            1041 => 869,  // inet
+            651 => 650,   // cidr
+            1040 => 829,  // macaddr
+            775 => 774,   // macaddr8
+            1561 => 1560, // bit
+            1563 => 1562, // varbit
+            _ => return None,
+        })
+    }
 }
 
 /// What to store for `infinity` / `-infinity` dates and timestamps.
@@ -98,6 +139,18 @@ pub enum UuidRepr {
     String,
 }
 
+/// How array columns are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrayRepr {
+    /// One-dimensional arrays as Arrow `List<element>` (NULL elements kept); columns
+    /// declared with more dimensions keep their exact text.
+    #[default]
+    List,
+    /// PostgreSQL's exact array text (`{1,2,NULL}`), Utf8.
+    Text,
+}
+
 /// The policies for values Arrow cannot hold directly. Every field has a documented default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -110,10 +163,12 @@ pub struct ValuePolicy {
     pub unconstrained_numeric: UnconstrainedNumeric,
     /// uuid representation (default: binary with the `arrow.uuid` extension).
     pub uuid: UuidRepr,
+    /// array representation (default: List).
+    pub arrays: ArrayRepr,
 }
 
 /// How a column's values are parsed and stored. Chosen once per column by [`ValueKind::for_type`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ValueKind {
     /// bool → Boolean.
@@ -164,6 +219,11 @@ pub enum ValueKind {
     TimestampTz,
     /// uuid → FixedSizeBinary(16) with the `arrow.uuid` extension.
     Uuid,
+    /// A one-dimensional array → List of the element's kind (NULL elements kept).
+    List {
+        /// The elements' kind (never itself a list).
+        element: Box<ValueKind>,
+    },
 }
 
 /// Arrow field metadata key naming an extension type.
@@ -202,9 +262,24 @@ impl ValueKind {
         }
     }
 
+    /// The kind for an array column whose elements have `element` kind, under `policy`:
+    /// a List, or the exact text when arrays are configured as text, the column is
+    /// declared with more than one dimension (`ndims`), or the element is itself a list.
+    pub fn array_of(element: ValueKind, ndims: i32, policy: &ValuePolicy) -> ValueKind {
+        if policy.arrays == ArrayRepr::Text
+            || ndims > 1
+            || matches!(element, ValueKind::List { .. })
+        {
+            return ValueKind::Text;
+        }
+        ValueKind::List {
+            element: Box::new(element),
+        }
+    }
+
     /// The Arrow type values of this kind are stored as.
     pub fn arrow_type(&self) -> DataType {
-        match *self {
+        match self {
             ValueKind::Bool => DataType::Boolean,
             ValueKind::Int16 => DataType::Int16,
             ValueKind::Int32 => DataType::Int32,
@@ -212,8 +287,8 @@ impl ValueKind {
             ValueKind::UInt32 => DataType::UInt32,
             ValueKind::Float32 => DataType::Float32,
             ValueKind::Float64 | ValueKind::NumericFloat => DataType::Float64,
-            ValueKind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
-            ValueKind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
+            ValueKind::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
+            ValueKind::Decimal256 { precision, scale } => DataType::Decimal256(*precision, *scale),
             ValueKind::NumericString | ValueKind::Text | ValueKind::Json => DataType::Utf8,
             ValueKind::Bytea => DataType::Binary,
             ValueKind::Date => DataType::Date32,
@@ -223,6 +298,9 @@ impl ValueKind {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             }
             ValueKind::Uuid => DataType::FixedSizeBinary(16),
+            ValueKind::List { element } => {
+                DataType::List(std::sync::Arc::new(element.arrow_field("item")))
+            }
         }
     }
 
@@ -353,6 +431,37 @@ mod tests {
             ValueKind::for_type(oid::INTERVAL, -1, false, &pol),
             ValueKind::Text
         );
+    }
+
+    #[test]
+    fn arrays_are_lists_unless_multidimensional_or_configured_as_text() {
+        let pol = ValuePolicy::default();
+        let int4 = oid::array_element(1007).unwrap();
+        let k = ValueKind::array_of(ValueKind::for_type(int4, -1, false, &pol), 1, &pol);
+        assert_eq!(
+            k.arrow_type(),
+            DataType::List(std::sync::Arc::new(Field::new(
+                "item",
+                DataType::Int32,
+                true
+            )))
+        );
+        assert_eq!(
+            ValueKind::array_of(ValueKind::Int32, 2, &pol),
+            ValueKind::Text
+        );
+        let text = ValuePolicy {
+            arrays: ArrayRepr::Text,
+            ..pol
+        };
+        assert_eq!(
+            ValueKind::array_of(ValueKind::Int32, 1, &text),
+            ValueKind::Text
+        );
+        // The kind survives the manifest's JSON.
+        let json = serde_json::to_string(&k).unwrap();
+        assert_eq!(serde_json::from_str::<ValueKind>(&json).unwrap(), k);
+        assert_eq!(oid::array_element(oid::INT4), None);
     }
 
     #[test]

@@ -332,13 +332,25 @@ mod tests {
     fn unknown_keys_and_bad_urls_are_named_without_secrets() {
         let o = opts(&[("aws_acess_key_id", "secret-value")]);
         let e = open("s3://demo/", &o).err().unwrap().to_string();
-        assert!(e.contains("aws_acess_key_id") && !e.contains("secret-value"), "{e}");
-        let e = open("ftp://x/", &StoreOptions::default()).err().unwrap().to_string();
+        assert!(
+            e.contains("aws_acess_key_id") && !e.contains("secret-value"),
+            "{e}"
+        );
+        let e = open("ftp://x/", &StoreOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("ftp://"), "{e}");
-        let e = open("s3:///nobucket", &StoreOptions::default()).err().unwrap().to_string();
+        let e = open("s3:///nobucket", &StoreOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("bucket"), "{e}");
         let e = open("/tmp/x", &o).err().unwrap().to_string();
-        assert!(e.contains("local path") && !e.contains("secret-value"), "{e}");
+        assert!(
+            e.contains("local path") && !e.contains("secret-value"),
+            "{e}"
+        );
         assert_eq!(
             redact_url("s3://k:topsecret@bucket/p"),
             "s3://k:REDACTED@bucket/p"

@@ -1,6 +1,7 @@
 //! Turns a relation as pgoutput describes it into a [`TableSchema`]: resolves domains to
-//! their base types and marks enums (one catalog query per new type, cached), picks the
-//! key columns, and applies `include_columns`.
+//! their base types, marks enums and finds array element types (one catalog query per
+//! new type, cached), reads the declared dimensions of array columns (one query per
+//! relation that has any), picks the key columns, and applies `include_columns`.
 //!
 //! The catalog is read at the time the Relation message arrives, not at the WAL position
 //! it describes; a type dropped since falls back to text, which is always exact.
@@ -33,6 +34,27 @@ struct ResolvedType {
     base: u32,
     typmod: Option<i32>,
     is_enum: bool,
+    /// For an array type (or a domain over one): the element type, unresolved.
+    element: Option<u32>,
+}
+
+impl ResolvedType {
+    fn scalar(base: u32, typmod: Option<i32>, is_enum: bool) -> Self {
+        ResolvedType {
+            base,
+            typmod,
+            is_enum,
+            element: None,
+        }
+    }
+
+    /// A built-in type (below `FIRST_NORMAL_OBJECT_ID`), array or not.
+    fn builtin(base: u32, typmod: Option<i32>) -> Self {
+        ResolvedType {
+            element: oid::array_element(base),
+            ..Self::scalar(base, typmod, false)
+        }
+    }
 }
 
 /// A table schema plus where each relation column goes.
@@ -62,33 +84,28 @@ impl Catalog {
 
     async fn resolve(&mut self, client: &Client, type_oid: u32) -> Result<ResolvedType> {
         if type_oid < oid::FIRST_NORMAL_OBJECT_ID {
-            return Ok(ResolvedType {
-                base: type_oid,
-                typmod: None,
-                is_enum: false,
-            });
+            return Ok(ResolvedType::builtin(type_oid, None));
         }
         if let Some(t) = self.types.get(&type_oid) {
             return Ok(*t);
         }
         let mut current = type_oid;
         let mut typmod = None;
-        let mut resolved = ResolvedType {
-            base: oid::TEXT,
-            typmod: None,
-            is_enum: false,
-        };
+        let mut resolved = ResolvedType::scalar(oid::TEXT, None, false);
         // Domains may stack; follow typbasetype (bounded, in case of a corrupt catalog).
         for _ in 0..32 {
             let row = client
                 .query_opt(
-                    "SELECT typtype::text, typbasetype, typtypmod FROM pg_type WHERE oid = $1",
+                    "SELECT typtype::text, typbasetype, typtypmod, typcategory::text, typelem, typdelim::text
+                       FROM pg_type WHERE oid = $1",
                     &[&current],
                 )
                 .await
                 .map_err(|e| Error::from_pg("reading pg_type", e))?;
             let Some(row) = row else { break };
             let (typtype, basetype, tm): (String, u32, i32) = (row.get(0), row.get(1), row.get(2));
+            let (category, elem, delim): (String, u32, String) =
+                (row.get(3), row.get(4), row.get(5));
             match typtype.as_str() {
                 "d" => {
                     if typmod.is_none() && tm >= 0 {
@@ -96,28 +113,25 @@ impl Catalog {
                     }
                     current = basetype;
                     if current < oid::FIRST_NORMAL_OBJECT_ID {
-                        resolved = ResolvedType {
-                            base: current,
-                            typmod,
-                            is_enum: false,
-                        };
+                        resolved = ResolvedType::builtin(current, typmod);
                         break;
                     }
                 }
                 "e" => {
+                    resolved = ResolvedType::scalar(current, None, true);
+                    break;
+                }
+                // An array of a user type (enum, domain, composite…) with the usual
+                // delimiter; others keep their text.
+                "b" if category == "A" && elem != 0 && delim == "," => {
                     resolved = ResolvedType {
-                        base: current,
-                        typmod: None,
-                        is_enum: true,
+                        element: Some(elem),
+                        ..ResolvedType::scalar(current, typmod, false)
                     };
                     break;
                 }
                 _ => {
-                    resolved = ResolvedType {
-                        base: current,
-                        typmod,
-                        is_enum: false,
-                    };
+                    resolved = ResolvedType::scalar(current, typmod, false);
                     break;
                 }
             }
@@ -138,6 +152,45 @@ impl Catalog {
             .await
             .map_err(|e| Error::from_pg("reading the primary key", e))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Declared dimensions (`attndims`) of the relation's columns, by name.
+    async fn dimensions(client: &Client, rel_id: u32) -> Result<HashMap<String, i32>> {
+        let rows = client
+            .query(
+                "SELECT attname::text, attndims::int4 FROM pg_attribute
+                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+                &[&rel_id],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading pg_attribute", e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The value kind of a column of type `t` (already resolved) with `typmod`.
+    async fn kind_of(
+        &mut self,
+        client: &Client,
+        t: ResolvedType,
+        typmod: i32,
+        ndims: i32,
+    ) -> Result<ValueKind> {
+        let Some(element) = t.element else {
+            return Ok(ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy));
+        };
+        let e = self.resolve(client, element).await?;
+        // An array's typmod is its element's (numeric(12,2)[] carries (12,2)).
+        let typmod = if typmod >= 0 {
+            typmod
+        } else {
+            e.typmod.unwrap_or(-1)
+        };
+        let element_kind = if e.element.is_some() {
+            ValueKind::Text
+        } else {
+            ValueKind::for_type(e.base, typmod, e.is_enum, &self.policy)
+        };
+        Ok(ValueKind::array_of(element_kind, ndims, &self.policy))
     }
 
     /// Builds the schema of a relation.
@@ -171,6 +224,7 @@ impl Catalog {
         }
         let mut out = Vec::new();
         let mut map = Vec::with_capacity(columns.len());
+        let mut dims: Option<HashMap<String, i32>> = None;
         for c in columns {
             if include.is_some_and(|inc| !inc.iter().any(|i| i == c.name)) {
                 map.push(None);
@@ -182,7 +236,18 @@ impl Catalog {
             } else {
                 t.typmod.unwrap_or(-1)
             };
-            let kind = ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy);
+            let ndims = if t.element.is_some() {
+                if dims.is_none() {
+                    dims = Some(Self::dimensions(client, rel_id).await?);
+                }
+                dims.as_ref()
+                    .and_then(|d| d.get(c.name))
+                    .copied()
+                    .unwrap_or(1)
+            } else {
+                0
+            };
+            let kind = self.kind_of(client, t, typmod, ndims).await?;
             let key = if pk.is_empty() {
                 c.flags & 1 == 1
             } else {

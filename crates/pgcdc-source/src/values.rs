@@ -25,6 +25,7 @@
 //! | `Timestamp` | `YYYY-MM-DD HH:MM:SS[.f…][ BC]`; `±infinity` per policy | µs since 1970 |
 //! | `TimestampTz` | as `Timestamp` with `±HH[:MM[:SS]]` before ` BC` | µs since 1970 UTC |
 //! | `Uuid` | `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case) | FixedSizeBinary(16) |
+//! | `List` | array_out's `{a,"b c",NULL}`: elements as their kind's text, `"…"` with `\` escapes | List of the element kind |
 //!
 //! Dates are proleptic Gregorian like PostgreSQL's; year *N* BC is astronomical year
 //! 1 − *N* (so 1 BC is year 0, a leap year). Anything else (surrounding spaces, a
@@ -52,7 +53,15 @@
 //!
 //! Errors name the kind and the reason, never the value: row contents must not reach logs.
 //! A failed append leaves the builder unchanged (nothing appended), so a caller that
-//! wants to keep going appends a null in its place.
+//! wants to keep going appends a null in its place — except for `List` kinds, where an
+//! element that fails may leave earlier elements of that array in the child builder: a
+//! caller must stop using the builder (the pipeline fails the batch).
+//!
+//! Arrays: only one-dimensional arrays with the default lower bound 1 fit a List; a
+//! multi-dimensional value in a column declared with one dimension, or explicit bounds
+//! (`[0:2]={…}`), is [`ValueError::Invalid`] with the fix (`types.arrays = "text"`).
+//! Columns declared with more dimensions are text from the start (see
+//! [`ValueKind::array_of`]).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -63,8 +72,9 @@ use arrow_array::builder::{
     Int32Builder, Int64Builder, NullBuilder, StringBuilder, Time64MicrosecondBuilder,
     TimestampMicrosecondBuilder, UInt32Builder,
 };
-use arrow_array::ArrayRef;
-use arrow_buffer::i256;
+use arrow_array::{ArrayRef, ListArray};
+use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::FieldRef;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
 
 /// Why a wire value could not be stored.
@@ -140,7 +150,7 @@ impl ValueError {
 }
 
 /// The PostgreSQL type family a kind parses, as named in errors.
-fn kind_name(kind: ValueKind) -> &'static str {
+fn kind_name(kind: &ValueKind) -> &'static str {
     match kind {
         ValueKind::Bool => "bool",
         ValueKind::Int16 => "int2",
@@ -161,6 +171,7 @@ fn kind_name(kind: ValueKind) -> &'static str {
         ValueKind::Timestamp => "timestamp",
         ValueKind::TimestampTz => "timestamptz",
         ValueKind::Uuid => "uuid",
+        ValueKind::List { .. } => "array",
     }
 }
 
@@ -180,8 +191,20 @@ enum Inner {
     Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Uuid(FixedSizeBinaryBuilder),
+    List(Box<ListBuilder>),
     /// A decimal kind Arrow rejects: only nulls can be appended.
     Unsupported(NullBuilder),
+}
+
+/// The parts of a List column: offsets into the element builder, a validity bit per
+/// array, and a scratch buffer for unescaping quoted elements (reused, no allocation per
+/// element).
+struct ListBuilder {
+    child: ColumnBuilder,
+    field: FieldRef,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+    scratch: Vec<u8>,
 }
 
 /// Builds one Arrow column from PostgreSQL text values. See the [module docs](self).
@@ -213,7 +236,7 @@ impl ColumnBuilder {
     /// and [`finish`](Self::finish) returns a `Null` array.
     pub fn new(kind: ValueKind, capacity: usize) -> Self {
         let bytes = capacity.saturating_mul(16).min(1 << 24);
-        let inner = match kind {
+        let inner = match &kind {
             ValueKind::Bool => Inner::Bool(BooleanBuilder::with_capacity(capacity)),
             ValueKind::Int16 => Inner::Int16(Int16Builder::with_capacity(capacity)),
             ValueKind::Int32 => Inner::Int32(Int32Builder::with_capacity(capacity)),
@@ -223,7 +246,7 @@ impl ColumnBuilder {
             ValueKind::Float64 | ValueKind::NumericFloat => {
                 Inner::Float64(Float64Builder::with_capacity(capacity))
             }
-            ValueKind::Decimal128 { precision, scale } => {
+            &ValueKind::Decimal128 { precision, scale } => {
                 match Decimal128Builder::with_capacity(capacity)
                     .with_precision_and_scale(precision, scale)
                 {
@@ -231,7 +254,7 @@ impl ColumnBuilder {
                     Err(_) => Inner::Unsupported(NullBuilder::new()),
                 }
             }
-            ValueKind::Decimal256 { precision, scale } => {
+            &ValueKind::Decimal256 { precision, scale } => {
                 match Decimal256Builder::with_capacity(capacity)
                     .with_precision_and_scale(precision, scale)
                 {
@@ -252,13 +275,24 @@ impl ColumnBuilder {
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
             ),
             ValueKind::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::with_capacity(capacity, 16)),
+            ValueKind::List { element } => {
+                let mut offsets = Vec::with_capacity(capacity + 1);
+                offsets.push(0);
+                Inner::List(Box::new(ListBuilder {
+                    child: ColumnBuilder::new((**element).clone(), capacity.saturating_mul(4)),
+                    field: Arc::new(element.arrow_field("item")),
+                    offsets,
+                    nulls: NullBufferBuilder::new(capacity),
+                    scratch: Vec::new(),
+                }))
+            }
         };
         ColumnBuilder { kind, inner }
     }
 
     /// The kind this builder parses and stores.
-    pub fn kind(&self) -> ValueKind {
-        self.kind
+    pub fn kind(&self) -> &ValueKind {
+        &self.kind
     }
 
     /// Values (including nulls) appended since the last [`finish`](Self::finish).
@@ -279,6 +313,7 @@ impl ColumnBuilder {
             Inner::Time64(b) => b.len(),
             Inner::Timestamp(b) => b.len(),
             Inner::Uuid(b) => b.len(),
+            Inner::List(l) => l.nulls.len(),
             Inner::Unsupported(b) => b.len(),
         }
     }
@@ -306,6 +341,11 @@ impl ColumnBuilder {
             Inner::Time64(b) => b.append_null(),
             Inner::Timestamp(b) => b.append_null(),
             Inner::Uuid(b) => b.append_null(),
+            Inner::List(l) => {
+                let end = l.offsets.last().copied().unwrap_or(0);
+                l.offsets.push(end);
+                l.nulls.append_null();
+            }
             Inner::Unsupported(b) => b.append_null(),
         }
     }
@@ -315,7 +355,7 @@ impl ColumnBuilder {
     ///
     /// On error nothing is appended and the builder is unchanged.
     pub fn append_text(&mut self, text: &[u8], policy: &ValuePolicy) -> Result<(), ValueError> {
-        let kind = self.kind;
+        let kind = &self.kind;
         let name = kind_name(kind);
         match &mut self.inner {
             Inner::Bool(b) => match text {
@@ -387,7 +427,7 @@ impl ColumnBuilder {
             },
             Inner::Time64(b) => b.append_value(parse_time(text)?),
             Inner::Timestamp(b) => {
-                let tz = kind == ValueKind::TimestampTz;
+                let tz = *kind == ValueKind::TimestampTz;
                 match parse_timestamp(text, tz, name)? {
                     Special::Finite(us) => b.append_value(us),
                     Special::PosInfinity => b.append_option(infinity(policy, name, i64::MAX)?),
@@ -402,8 +442,9 @@ impl ColumnBuilder {
                 b.append_value(bytes)
                     .map_err(|_| ValueError::invalid(name, "not 16 bytes"))?;
             }
+            Inner::List(l) => l.append_text(text, policy)?,
             Inner::Unsupported(_) => {
-                let (precision, scale) = match kind {
+                let (precision, scale) = match *kind {
                     ValueKind::Decimal128 { precision, scale }
                     | ValueKind::Decimal256 { precision, scale } => (precision, scale),
                     _ => (0, 0),
@@ -416,7 +457,7 @@ impl ColumnBuilder {
 
     /// Whether [`append_binary`](Self::append_binary) reads this kind's PostgreSQL binary
     /// (send) format. Other kinds are read as text (select them with a `::text` cast).
-    pub fn binary_kind(kind: ValueKind) -> bool {
+    pub fn binary_kind(kind: &ValueKind) -> bool {
         matches!(
             kind,
             ValueKind::Bool
@@ -441,7 +482,7 @@ impl ColumnBuilder {
     pub fn append_binary(&mut self, v: &[u8], policy: &ValuePolicy) -> Result<(), ValueError> {
         const DAYS_1970_TO_2000: i32 = 10_957;
         const MICROS_1970_TO_2000: i64 = 946_684_800_000_000;
-        let kind = self.kind;
+        let kind = &self.kind;
         let name = kind_name(kind);
         if !Self::binary_kind(kind) {
             return Err(ValueError::invalid(
@@ -518,8 +559,105 @@ impl ColumnBuilder {
             Inner::Time64(b) => Arc::new(b.finish()),
             Inner::Timestamp(b) => Arc::new(b.finish()),
             Inner::Uuid(b) => Arc::new(b.finish()),
+            Inner::List(l) => l.finish(),
             Inner::Unsupported(b) => Arc::new(b.finish()),
         }
+    }
+}
+
+const ARRAY_BOUNDS: &str =
+    "explicit bounds (a lower bound other than 1) do not fit a List; set types.arrays = \"text\"";
+const ARRAY_DIMS: &str = "a multi-dimensional value in a column declared with one dimension does not fit a List; set types.arrays = \"text\" or declare the column's dimensions (e.g. int[][])";
+
+impl ListBuilder {
+    /// Parses array_out's text: `{` elements separated by `,` `}`; an element is `NULL`,
+    /// unquoted text, or `"…"` with `\\` escapes.
+    fn append_text(&mut self, text: &[u8], policy: &ValuePolicy) -> Result<(), ValueError> {
+        const NAME: &str = "array";
+        match text.first() {
+            Some(b'{') => {}
+            Some(b'[') => return Err(ValueError::invalid(NAME, ARRAY_BOUNDS)),
+            _ => return Err(ValueError::invalid(NAME, "expected '{'")),
+        }
+        let body = match text.split_last() {
+            Some((b'}', rest)) if !rest.is_empty() => &rest[1..],
+            _ => return Err(ValueError::invalid(NAME, "expected a closing '}'")),
+        };
+        let mut i = 0;
+        while i < body.len() {
+            match body.get(i) {
+                Some(b'{') => return Err(ValueError::invalid(NAME, ARRAY_DIMS)),
+                Some(b'"') => {
+                    self.scratch.clear();
+                    i += 1;
+                    loop {
+                        match body.get(i) {
+                            Some(b'"') => break,
+                            Some(b'\\') => {
+                                let c = body
+                                    .get(i + 1)
+                                    .ok_or(ValueError::invalid(NAME, "an escape at the end"))?;
+                                self.scratch.push(*c);
+                                i += 2;
+                            }
+                            Some(c) => {
+                                self.scratch.push(*c);
+                                i += 1;
+                            }
+                            None => return Err(ValueError::invalid(NAME, "an unterminated quote")),
+                        }
+                    }
+                    i += 1; // the closing quote
+                    self.child.append_text(&self.scratch, policy)?;
+                }
+                Some(_) => {
+                    let start = i;
+                    while body.get(i).is_some_and(|c| *c != b',') {
+                        if matches!(body.get(i), Some(b'{' | b'}' | b'"' | b'\\')) {
+                            return Err(ValueError::invalid(
+                                NAME,
+                                "a special character in an unquoted element",
+                            ));
+                        }
+                        i += 1;
+                    }
+                    let element = body.get(start..i).unwrap_or_default();
+                    if element.is_empty() {
+                        return Err(ValueError::invalid(NAME, "an empty element"));
+                    }
+                    if element.eq_ignore_ascii_case(b"NULL") {
+                        self.child.append_null();
+                    } else {
+                        self.child.append_text(element, policy)?;
+                    }
+                }
+                None => break,
+            }
+            match body.get(i) {
+                None => break,
+                Some(b',') if i + 1 < body.len() => i += 1,
+                Some(_) => return Err(ValueError::invalid(NAME, "expected ',' between elements")),
+            }
+        }
+        let end = i32::try_from(self.child.len())
+            .map_err(|_| ValueError::range(NAME, "more than 2^31 elements in one batch"))?;
+        self.offsets.push(end);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let values = self.child.finish();
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let nulls = self.nulls.finish();
+        // Offsets start at 0, never decrease and end at the child's length: by construction.
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        Arc::new(ListArray::new(
+            Arc::clone(&self.field),
+            offsets,
+            values,
+            nulls,
+        ))
     }
 }
 
@@ -1194,7 +1332,7 @@ mod tests {
         text: &[u8],
         policy: &ValuePolicy,
     ) -> Result<ArrayRef, ValueError> {
-        let mut b = ColumnBuilder::new(kind, 1);
+        let mut b = ColumnBuilder::new(kind.clone(), 1);
         let r = b.append_text(text, policy);
         assert_eq!(
             b.len(),
@@ -1209,7 +1347,7 @@ mod tests {
     }
 
     fn one(kind: ValueKind, text: &str) -> Result<ArrayRef, ValueError> {
-        one_with(kind, text.as_bytes(), &pol())
+        one_with(kind.clone(), text.as_bytes(), &pol())
     }
 
     fn int16(t: &str) -> Result<i16, ValueError> {
@@ -1303,8 +1441,8 @@ mod tests {
     #[test]
     fn every_kind_builds_its_arrow_type_and_resets() {
         for kind in ALL_KINDS {
-            let mut b = ColumnBuilder::new(kind, 4);
-            assert_eq!(b.kind(), kind);
+            let mut b = ColumnBuilder::new(kind.clone(), 4);
+            assert_eq!(b.kind(), &kind);
             assert!(b.is_empty());
             b.append_null();
             b.append_null();
@@ -1586,12 +1724,21 @@ mod tests {
             },
         ] {
             for t in ["NaN", "Infinity", "-Infinity"] {
-                let a = one_with(kind, t.as_bytes(), &pol()).unwrap();
+                let a = one_with(kind.clone(), t.as_bytes(), &pol()).unwrap();
                 assert!(a.is_null(0), "null by default");
-                let a = one_with(kind, t.as_bytes(), &with_nan(NumericNanPolicy::Null)).unwrap();
+                let a = one_with(
+                    kind.clone(),
+                    t.as_bytes(),
+                    &with_nan(NumericNanPolicy::Null),
+                )
+                .unwrap();
                 assert!(a.is_null(0));
-                let e =
-                    one_with(kind, t.as_bytes(), &with_nan(NumericNanPolicy::Error)).unwrap_err();
+                let e = one_with(
+                    kind.clone(),
+                    t.as_bytes(),
+                    &with_nan(NumericNanPolicy::Error),
+                )
+                .unwrap_err();
                 assert!(matches!(e, ValueError::NumericNan { .. }), "{e}");
             }
         }
@@ -1617,7 +1764,7 @@ mod tests {
                 scale: 0,
             },
         ] {
-            let mut b = ColumnBuilder::new(kind, 2);
+            let mut b = ColumnBuilder::new(kind.clone(), 2);
             assert!(matches!(
                 b.append_text(b"1", &pol()),
                 Err(ValueError::UnsupportedDecimal { .. })
@@ -1641,7 +1788,7 @@ mod tests {
         );
         for bad in [&[0xff, 0xfe][..], b"ok\xc3", b"\xed\xa0\x80", b"\xc0\xaf"] {
             for kind in [ValueKind::Text, ValueKind::Json, ValueKind::NumericString] {
-                let e = one_with(kind, bad, &pol()).unwrap_err();
+                let e = one_with(kind.clone(), bad, &pol()).unwrap_err();
                 assert!(matches!(e, ValueError::Invalid { .. }), "{e}");
             }
         }
@@ -1940,25 +2087,39 @@ mod tests {
                 ValueKind::Date => i64::from(a.as_primitive::<Date32Type>().value(0)),
                 _ => a.as_primitive::<TimestampMicrosecondType>().value(0),
             };
-            let a = one_with(kind, text.as_bytes(), &pol()).unwrap();
+            let a = one_with(kind.clone(), text.as_bytes(), &pol()).unwrap();
             assert_eq!(value(&a), clamp, "clamp is the default");
-            let a = one_with(kind, text.as_bytes(), &with_infinity(InfinityPolicy::Clamp)).unwrap();
+            let a = one_with(
+                kind.clone(),
+                text.as_bytes(),
+                &with_infinity(InfinityPolicy::Clamp),
+            )
+            .unwrap();
             assert_eq!(value(&a), clamp);
-            let a = one_with(kind, text.as_bytes(), &with_infinity(InfinityPolicy::Null)).unwrap();
+            let a = one_with(
+                kind.clone(),
+                text.as_bytes(),
+                &with_infinity(InfinityPolicy::Null),
+            )
+            .unwrap();
             assert!(a.is_null(0));
-            let e =
-                one_with(kind, text.as_bytes(), &with_infinity(InfinityPolicy::Error)).unwrap_err();
+            let e = one_with(
+                kind.clone(),
+                text.as_bytes(),
+                &with_infinity(InfinityPolicy::Error),
+            )
+            .unwrap_err();
             assert_eq!(
                 e,
                 ValueError::Infinite {
-                    kind: kind_name(kind)
+                    kind: kind_name(&kind)
                 }
             );
             assert_eq!(
                 e.to_string(),
                 format!(
                     "infinite {} and infinity policy is 'error'",
-                    kind_name(kind)
+                    kind_name(&kind)
                 )
             );
         }
@@ -2001,13 +2162,13 @@ mod tests {
             (ValueKind::UInt32, "98765432109"),
         ];
         for (kind, text) in cases {
-            let e = one(kind, text).unwrap_err();
+            let e = one(kind.clone(), text).unwrap_err();
             let msg = e.to_string();
             assert!(!msg.contains("98765") && !msg.contains("4321"), "{msg}");
             assert!(
-                msg.contains(kind_name(kind)),
+                msg.contains(kind_name(&kind)),
                 "{msg} names {}",
-                kind_name(kind)
+                kind_name(&kind)
             );
         }
         assert_eq!(
@@ -2187,7 +2348,7 @@ mod tests {
     }
 
     fn check_append(kind: ValueKind, text: &[u8], policy: &ValuePolicy) {
-        let mut b = ColumnBuilder::new(kind, 1);
+        let mut b = ColumnBuilder::new(kind.clone(), 1);
         b.append_null();
         let ok = b.append_text(text, policy).is_ok();
         assert_eq!(b.len(), 1 + usize::from(ok));
@@ -2328,10 +2489,10 @@ mod tests {
     /// The binary path (binary COPY) and the text path (pgoutput text) give identical
     /// Arrow values.
     fn both_paths(kind: ValueKind, text: &str, binary: &[u8]) -> (ArrayRef, ArrayRef) {
-        let mut t = ColumnBuilder::new(kind, 1);
+        let mut t = ColumnBuilder::new(kind.clone(), 1);
         t.append_text(text.as_bytes(), &ValuePolicy::default())
             .unwrap();
-        let mut b = ColumnBuilder::new(kind, 1);
+        let mut b = ColumnBuilder::new(kind.clone(), 1);
         b.append_binary(binary, &ValuePolicy::default()).unwrap();
         (t.finish(), b.finish())
     }
@@ -2385,5 +2546,121 @@ mod tests {
         assert!(c.append_binary(&[0, 1], &ValuePolicy::default()).is_err());
         let mut c = ColumnBuilder::new(ValueKind::Text, 1);
         assert!(c.append_binary(b"x", &ValuePolicy::default()).is_err());
+    }
+
+    fn list_of(element: ValueKind) -> ValueKind {
+        ValueKind::List {
+            element: Box::new(element),
+        }
+    }
+
+    #[test]
+    fn arrays_parse_into_lists_with_null_elements_and_escapes() {
+        let mut b = ColumnBuilder::new(list_of(ValueKind::Text), 4);
+        let p = pol();
+        if let Err(e) = b.append_text(br#"{a,"b c",NULL,"NULL","","q\"\\",x}"#, &p) {
+            panic!("{e}");
+        }
+        b.append_null();
+        b.append_text(b"{}", &p).unwrap();
+        b.append_text(b"{nUlL}", &p).unwrap();
+        let a = b.finish();
+        let l = a.as_list::<i32>();
+        assert_eq!(l.len(), 4);
+        assert!(l.is_null(1));
+        let first = l.value(0);
+        let s = first.as_string::<i32>();
+        let got: Vec<Option<&str>> = (0..s.len())
+            .map(|i| s.is_valid(i).then(|| s.value(i)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Some("a"),
+                Some("b c"),
+                None,
+                Some("NULL"),
+                Some(""),
+                Some("q\"\\"),
+                Some("x")
+            ]
+        );
+        assert_eq!(l.value(2).len(), 0);
+        assert!(l.value(3).is_null(0));
+    }
+
+    #[test]
+    fn array_elements_use_their_kinds_parser() {
+        let mut b = ColumnBuilder::new(list_of(ValueKind::Int32), 2);
+        b.append_text(b"{1,-2,NULL,2147483647}", &pol()).unwrap();
+        let a = b.finish();
+        let v = a.as_list::<i32>().value(0);
+        let ints = v.as_primitive::<Int32Type>();
+        assert_eq!(ints.value(1), -2);
+        assert!(ints.is_null(2));
+        assert_eq!(ints.value(3), i32::MAX);
+        let mut b = ColumnBuilder::new(list_of(ValueKind::Int32), 2);
+        assert!(b.append_text(b"{1,2147483648}", &pol()).is_err());
+    }
+
+    #[test]
+    fn malformed_and_unrepresentable_arrays_are_errors_not_panics() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"}",
+            b"1,2",
+            b"{1,,2}",
+            b"{1,}",
+            b"{\"unterminated}",
+            b"{\"esc\\",
+            b"{a\"b}",
+            b"{1}x",
+        ] {
+            let mut b = ColumnBuilder::new(list_of(ValueKind::Text), 1);
+            assert!(
+                b.append_text(bad, &pol()).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let mut b = ColumnBuilder::new(list_of(ValueKind::Int32), 1);
+        let e = b
+            .append_text(b"{{1,2},{3,4}}", &pol())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("types.arrays"), "{e}");
+        let e = b
+            .append_text(b"[0:1]={1,2}", &pol())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("types.arrays"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_array_round_trips(elems in proptest::collection::vec(proptest::option::of(".*"), 0..8)) {
+            // array_out's quoting rules, applied by hand.
+            let quote = |e: &Option<String>| match e {
+                None => "NULL".to_string(),
+                Some(v) => {
+                    let special = v.is_empty() || v.eq_ignore_ascii_case("NULL")
+                        || v.chars().any(|c| "{},\"\\ \t\n\r\x0b\x0c".contains(c));
+                    if special {
+                        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                    } else {
+                        v.clone()
+                    }
+                }
+            };
+            let text = format!("{{{}}}", elems.iter().map(quote).collect::<Vec<_>>().join(","));
+            let mut b = ColumnBuilder::new(list_of(ValueKind::Text), 1);
+            b.append_text(text.as_bytes(), &pol()).unwrap();
+            let a = b.finish();
+            let v = a.as_list::<i32>().value(0);
+            let s = v.as_string::<i32>();
+            let got: Vec<Option<String>> = (0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect();
+            prop_assert_eq!(got, elems);
+        }
     }
 }

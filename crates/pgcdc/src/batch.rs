@@ -71,7 +71,7 @@ impl TableBuffer {
         let columns = schema
             .columns
             .iter()
-            .map(|c| ColumnBuilder::new(c.kind, 1024))
+            .map(|c| ColumnBuilder::new(c.kind.clone(), 1024))
             .collect();
         TableBuffer {
             schema,

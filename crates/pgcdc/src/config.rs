@@ -366,7 +366,11 @@ fn apply_env(doc: &mut Table, env: &[(String, String)]) -> Result<()> {
         let path: Vec<String> = if k == "DESTINATION__FILESYSTEM__BUCKET_URL" {
             vec!["destination".into(), "url".into()]
         } else if let Some(key) = k.strip_prefix("DESTINATION__FILESYSTEM__CREDENTIALS__") {
-            vec!["destination".into(), "credentials".into(), key.to_ascii_lowercase()]
+            vec![
+                "destination".into(),
+                "credentials".into(),
+                key.to_ascii_lowercase(),
+            ]
         } else {
             continue;
         };

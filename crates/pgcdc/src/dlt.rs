@@ -258,8 +258,11 @@ disable_compression=true
             Some("http://localhost:9000/")
         );
         assert_eq!(
-            get(&out, &["destination", "credentials", "aws_secret_access_key"])
-                .and_then(Value::as_str),
+            get(
+                &out,
+                &["destination", "credentials", "aws_secret_access_key"]
+            )
+            .and_then(Value::as_str),
             Some("minio123")
         );
         assert_eq!(

@@ -262,7 +262,7 @@ pub async fn run(
             .schema
             .columns
             .iter()
-            .map(|c| (c.name.as_str(), ColumnBuilder::binary_kind(c.kind)))
+            .map(|c| (c.name.as_str(), ColumnBuilder::binary_kind(&c.kind)))
             .collect();
         for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
             if !entry.done.contains(&i) {
@@ -453,7 +453,7 @@ async fn read_chunk(
         .schema
         .columns
         .iter()
-        .map(|c| ColumnBuilder::binary_kind(c.kind))
+        .map(|c| ColumnBuilder::binary_kind(&c.kind))
         .collect();
     let mut batches = Vec::new();
     let mut rows = 0u64;

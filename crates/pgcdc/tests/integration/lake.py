@@ -150,6 +150,19 @@ def fmt_float(x, bits=64):
     return neg + format(decimal.Decimal((0, tuple(digits), exp)), "f")
 
 
+ARRAY_SPECIAL = set('{},"\\ \t\n\r\v\f')
+
+
+def array_element(v):
+    """An element as array_out writes it: NULL, or quoted when empty, NULL-like or holding
+    a delimiter, brace, quote, backslash or white space."""
+    if v is None:
+        return "NULL"
+    if v == "" or v.upper() == "NULL" or any(c in ARRAY_SPECIAL for c in v):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return v
+
+
 def render(arr):
     """A pyarrow array → list of PostgreSQL text values (None for null)."""
     if isinstance(arr, pa.ChunkedArray):
@@ -157,6 +170,12 @@ def render(arr):
     t = arr.type
     if isinstance(t, pa.BaseExtensionType):
         return render(arr.storage)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        values = render(arr.values)
+        offsets = arr.offsets.to_pylist()
+        valid = arr.is_valid().to_pylist()
+        return [None if not valid[i] else "{" + ",".join(array_element(v) for v in values[offsets[i]:offsets[i + 1]]) + "}"
+                for i in range(len(arr))]
     if pa.types.is_dictionary(t):
         return render(arr.dictionary_decode())
     if pa.types.is_timestamp(t):

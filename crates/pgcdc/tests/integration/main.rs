@@ -8,3 +8,4 @@ mod operations;
 mod replication;
 mod snapshot;
 mod support;
+mod types;

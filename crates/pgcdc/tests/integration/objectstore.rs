@@ -43,7 +43,10 @@ fn assert_s3_replay_equals_source(
         dst.len(),
         src.len()
     );
-    assert!(dst == src, "{dir}: the replayed changelog differs from the source");
+    assert!(
+        dst == src,
+        "{dir}: the replayed changelog differs from the source"
+    );
 }
 
 #[test]
@@ -87,9 +90,19 @@ fn the_seeds_dlt_files_land_parquet_in_s3_unchanged() {
     let out = pgcdc_ok(&env, &["run"]);
     assert!(out.contains("orders"), "{out}");
     let dir = "s3://demo/pgcdc/orders";
-    assert_s3_replay_equals_source(&env, server, dir, "orders", &["id"], &["id", "amount", "note"]);
+    assert_s3_replay_equals_source(
+        &env,
+        server,
+        dir,
+        "orders",
+        &["id"],
+        &["id", "amount", "note"],
+    );
     let rows = lake_rows_at(dir, &server.reader_env());
-    assert_eq!(rows.iter().filter(|r| r["_pgcdc_op"] == "snapshot").count(), 300);
+    assert_eq!(
+        rows.iter().filter(|r| r["_pgcdc_op"] == "snapshot").count(),
+        300
+    );
     assert_each_change_once(&changes(rows));
     assert!(
         s3::exists(
@@ -102,7 +115,10 @@ fn the_seeds_dlt_files_land_parquet_in_s3_unchanged() {
     // status reads the checkpoint back from the bucket.
     let status = pgcdc_ok(&env, &["status", "--json"]);
     assert!(status.contains("s3://demo/"), "{status}");
-    assert!(!status.contains("minio123"), "status shows the secret: {status}");
+    assert!(
+        !status.contains("minio123"),
+        "status shows the secret: {status}"
+    );
 }
 
 #[test]
@@ -145,10 +161,16 @@ fn an_outage_of_the_store_pauses_the_run_and_crashes_lose_nothing() {
         if let Some(s) = child.try_wait().expect("try_wait") {
             break s;
         }
-        assert!(Instant::now() < deadline, "pgcdc run did not finish after the store came back");
+        assert!(
+            Instant::now() < deadline,
+            "pgcdc run did not finish after the store came back"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "pgcdc run failed after the outage: {status}");
+    assert!(
+        status.success(),
+        "pgcdc run failed after the outage: {status}"
+    );
     let dir = "s3://demo/nested/prefix/ds/t";
     assert_s3_replay_equals_source(&env, &server, dir, "t", &["id"], &["id", "v", "note"]);
 
@@ -161,7 +183,10 @@ fn an_outage_of_the_store_pauses_the_run_and_crashes_lose_nothing() {
     }
     pgcdc_ok(&env, &["run"]);
     let rows = lake_rows_at(dir, &server.reader_env());
-    assert_eq!(rows.iter().filter(|r| r["_pgcdc_op"] == "snapshot").count(), 2000);
+    assert_eq!(
+        rows.iter().filter(|r| r["_pgcdc_op"] == "snapshot").count(),
+        2000
+    );
     assert_each_change_once(&changes(rows));
     assert_s3_replay_equals_source(&env, &server, dir, "t", &["id"], &["id", "v", "note"]);
 }
@@ -176,7 +201,9 @@ fn bad_s3_credentials_are_explained_without_the_secret() {
     let err = pgcdc_err(&env, &["init"]);
     assert!(!err.contains(wrong), "the secret leaked: {err}");
     assert!(
-        err.contains("403") || err.to_lowercase().contains("signature") || err.contains("Forbidden"),
+        err.contains("403")
+            || err.to_lowercase().contains("signature")
+            || err.contains("Forbidden"),
         "no hint at the rejected credentials: {err}"
     );
     // A misspelt key is named (not its value), before anything is contacted.
@@ -194,6 +221,10 @@ fn bad_s3_credentials_are_explained_without_the_secret() {
 }
 
 /// Change rows only (snapshot rows share the snapshot's LSN by design).
-fn changes(rows: Vec<serde_json::Map<String, serde_json::Value>>) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    rows.into_iter().filter(|r| r["_pgcdc_op"] != "snapshot").collect()
+fn changes(
+    rows: Vec<serde_json::Map<String, serde_json::Value>>,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    rows.into_iter()
+        .filter(|r| r["_pgcdc_op"] != "snapshot")
+        .collect()
 }

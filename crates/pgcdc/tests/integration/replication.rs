@@ -497,7 +497,7 @@ fn hostile_table_and_column_names_replicate() {
         format!("source.schema={schema}"),
         format!("source.publication={publication}"),
         format!("source.slot={slot2}"),
-        format!("destination.dataset=hostile"),
+        "destination.dataset=hostile".to_string(),
     ];
     let mut args: Vec<&str> = Vec::new();
     for s in &sets {

@@ -64,6 +64,16 @@ class Rendering(LakeTest):
         self.assertEqual(self.render(pa.array([4294967295], pa.uint32())), ["4294967295"])
         self.assertEqual(self.render(pa.array([True, False, None])), ["t", "f", None])
 
+    def test_lists_render_like_array_out(self):
+        vals = [[1, None, -3], [], None, [None]]
+        self.assertEqual(self.render(pa.array(vals, pa.list_(pa.int32()))), ["{1,NULL,-3}", "{}", None, "{NULL}"])
+        texts = [["", None, "NULL", "nuLL", "a b", 'q"', "b\\s", "{x}", "c,d", "tab\t", "☃"]]
+        want = '{"",NULL,"NULL","nuLL","a b","q\\"","b\\\\s","{x}","c,d","tab\t",☃}'
+        self.assertEqual(self.render(pa.array(texts, pa.list_(pa.string()))), [want])
+        # Elements render as their type: timestamps are quoted (they hold a space).
+        ts = pa.array([[0]], pa.list_(pa.timestamp("us", tz="UTC")))
+        self.assertEqual(self.render(ts), ['{"1970-01-01 00:00:00+00"}'])
+
     def test_decimal_keeps_the_scale(self):
         D = decimal.Decimal
         vals = [D("1.50"), D("-0.05"), D("0.00"), D("123456789012.34"), None]

@@ -73,7 +73,10 @@ impl S3Server {
     /// Environment for lake.py to read `s3://` paths of this server.
     pub fn reader_env(&self) -> Vec<(String, String)> {
         vec![
-            ("LAKE_S3_ENDPOINT".into(), format!("http://127.0.0.1:{}", self.port)),
+            (
+                "LAKE_S3_ENDPOINT".into(),
+                format!("http://127.0.0.1:{}", self.port),
+            ),
             ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
             ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
         ]
@@ -116,7 +119,11 @@ impl S3Server {
         *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not listen on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
