@@ -87,6 +87,10 @@ pub struct Column {
     pub kind: ValueKind,
     /// Part of the replica-identity key.
     pub key: bool,
+    /// The kind comes from a column hint, not from the type: values must be read in
+    /// their text form (the type's binary form need not match the hinted kind).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hinted: bool,
 }
 
 /// A replicated table's shape at one point of the stream.

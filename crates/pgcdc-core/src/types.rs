@@ -167,6 +167,123 @@ pub struct ValuePolicy {
     pub arrays: ArrayRepr,
 }
 
+/// A destination type named by a column hint: dlt's `data_type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HintType {
+    /// PostgreSQL's exact text output (Utf8); works for every type.
+    Text,
+    /// Float64.
+    Double,
+    /// Int64.
+    Bigint,
+    /// Boolean.
+    Bool,
+    /// Decimal with `precision` (default 38) and `scale` (default 9).
+    Decimal,
+    /// Decimal256(76, 0) (dlt's `wei`).
+    Wei,
+    /// Timestamp(µs, UTC).
+    Timestamp,
+    /// Date32.
+    Date,
+    /// Time64(µs).
+    Time,
+    /// Utf8 with the `arrow.json` extension.
+    Json,
+    /// Binary.
+    Binary,
+}
+
+/// A per-column hint (`[columns.<table>.<column>]`, or dlt's `columns` argument): the
+/// destination type and precision, overriding the mapping. Values are parsed from the
+/// column's text form into the hinted type; one that does not parse stops the run with
+/// an error naming the column (nothing is coerced silently).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnHint {
+    /// The destination type.
+    pub data_type: Option<HintType>,
+    /// Total digits, for `decimal` (or alone on a numeric column).
+    pub precision: Option<u8>,
+    /// Digits after the point, for `decimal`.
+    pub scale: Option<i8>,
+    /// dlt hints that do not change a changelog's values; accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub nullable: Option<bool>,
+    /// Ignored (dlt).
+    #[serde(default, skip_serializing)]
+    pub primary_key: Option<bool>,
+    /// Ignored (dlt).
+    #[serde(default, skip_serializing)]
+    pub merge_key: Option<bool>,
+    /// Ignored (dlt).
+    #[serde(default, skip_serializing)]
+    pub unique: Option<bool>,
+    /// Ignored (dlt).
+    #[serde(default, skip_serializing)]
+    pub dedup_sort: Option<String>,
+    /// Ignored (dlt).
+    #[serde(default, skip_serializing)]
+    pub timezone: Option<bool>,
+}
+
+impl ColumnHint {
+    /// The kind a column of natural kind `natural` gets under this hint, or why the hint
+    /// cannot apply.
+    pub fn apply(&self, natural: ValueKind) -> Result<ValueKind, String> {
+        let decimal = |p: u8, s: i8| -> Result<ValueKind, String> {
+            if s < 0 || s as u8 > p {
+                return Err(format!("scale {s} must be between 0 and the precision {p}"));
+            }
+            match p {
+                1..=38 => Ok(ValueKind::Decimal128 {
+                    precision: p,
+                    scale: s,
+                }),
+                39..=76 => Ok(ValueKind::Decimal256 {
+                    precision: p,
+                    scale: s,
+                }),
+                _ => Err(format!("precision {p} must be between 1 and 76")),
+            }
+        };
+        let Some(t) = self.data_type else {
+            return match (self.precision, self.scale, &natural) {
+                (None, None, _) => Ok(natural),
+                (
+                    p,
+                    s,
+                    ValueKind::Decimal128 { .. }
+                    | ValueKind::Decimal256 { .. }
+                    | ValueKind::NumericString
+                    | ValueKind::NumericFloat,
+                ) => decimal(p.unwrap_or(38), s.unwrap_or(0)),
+                _ => Err("precision/scale without data_type apply to numeric columns only".into()),
+            };
+        };
+        if matches!(natural, ValueKind::List { .. }) && t != HintType::Text {
+            return Err("an array column can only be hinted as text".into());
+        }
+        Ok(match t {
+            HintType::Text => ValueKind::Text,
+            HintType::Double => ValueKind::Float64,
+            HintType::Bigint => ValueKind::Int64,
+            HintType::Bool => ValueKind::Bool,
+            HintType::Decimal => decimal(self.precision.unwrap_or(38), self.scale.unwrap_or(9))?,
+            HintType::Wei => ValueKind::Decimal256 {
+                precision: 76,
+                scale: 0,
+            },
+            HintType::Timestamp => ValueKind::TimestampTz,
+            HintType::Date => ValueKind::Date,
+            HintType::Time => ValueKind::Time,
+            HintType::Json => ValueKind::Json,
+            HintType::Binary => ValueKind::Bytea,
+        })
+    }
+}
+
 /// How a column's values are parsed and stored. Chosen once per column by [`ValueKind::for_type`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -462,6 +579,55 @@ mod tests {
         let json = serde_json::to_string(&k).unwrap();
         assert_eq!(serde_json::from_str::<ValueKind>(&json).unwrap(), k);
         assert_eq!(oid::array_element(oid::INT4), None);
+    }
+
+    #[test]
+    fn column_hints_override_the_kind_or_say_why_not() {
+        let h = |t: Option<HintType>, p: Option<u8>, s: Option<i8>| ColumnHint {
+            data_type: t,
+            precision: p,
+            scale: s,
+            ..ColumnHint::default()
+        };
+        assert_eq!(
+            h(Some(HintType::Double), None, None).apply(ValueKind::Int32),
+            Ok(ValueKind::Float64)
+        );
+        assert_eq!(
+            h(Some(HintType::Decimal), Some(10), Some(2)).apply(ValueKind::NumericString),
+            Ok(ValueKind::Decimal128 {
+                precision: 10,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            h(None, Some(50), Some(4)).apply(ValueKind::NumericString),
+            Ok(ValueKind::Decimal256 {
+                precision: 50,
+                scale: 4
+            })
+        );
+        assert!(h(None, Some(5), None).apply(ValueKind::Text).is_err());
+        assert!(h(Some(HintType::Decimal), Some(80), None)
+            .apply(ValueKind::Int32)
+            .is_err());
+        assert!(h(Some(HintType::Decimal), Some(5), Some(6))
+            .apply(ValueKind::Int32)
+            .is_err());
+        assert_eq!(
+            h(None, None, None).apply(ValueKind::Int32),
+            Ok(ValueKind::Int32)
+        );
+        let list = ValueKind::List {
+            element: Box::new(ValueKind::Int32),
+        };
+        assert!(h(Some(HintType::Bigint), None, None)
+            .apply(list.clone())
+            .is_err());
+        assert_eq!(
+            h(Some(HintType::Text), None, None).apply(list),
+            Ok(ValueKind::Text)
+        );
     }
 
     #[test]

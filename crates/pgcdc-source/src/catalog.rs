@@ -1,16 +1,18 @@
 //! Turns a relation as pgoutput describes it into a [`TableSchema`]: resolves domains to
 //! their base types, marks enums and finds array element types (one catalog query per
 //! new type, cached), reads the declared dimensions of array columns (one query per
-//! relation that has any), picks the key columns, and applies `include_columns`.
+//! relation that has any), picks the key columns, and applies `include_columns` and the
+//! column hints (`[columns.<table>.<column>]`).
 //!
 //! The catalog is read at the time the Relation message arrives, not at the WAL position
 //! it describes; a type dropped since falls back to text, which is always exact.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use pgcdc_core::types::oid;
 use pgcdc_core::{
-    quote_ident, Column, ReplicaIdentity, TableName, TableSchema, ValueKind, ValuePolicy,
+    quote_ident, Column, ColumnHint, ReplicaIdentity, TableName, TableSchema, ValueKind,
+    ValuePolicy,
 };
 use tokio_postgres::Client;
 
@@ -66,11 +68,15 @@ pub struct Projection {
     pub map: Vec<Option<usize>>,
 }
 
+/// Column hints: table name → column name → hint.
+pub type Hints = BTreeMap<String, BTreeMap<String, ColumnHint>>;
+
 /// Cached type facts; one per pipeline.
 #[derive(Debug, Default)]
 pub struct Catalog {
     types: HashMap<u32, ResolvedType>,
     policy: ValuePolicy,
+    hints: Hints,
 }
 
 impl Catalog {
@@ -79,7 +85,14 @@ impl Catalog {
         Catalog {
             types: HashMap::new(),
             policy,
+            hints: Hints::new(),
         }
+    }
+
+    /// Applies column hints on top of the type mapping.
+    pub fn with_hints(mut self, hints: Hints) -> Self {
+        self.hints = hints;
+        self
     }
 
     async fn resolve(&mut self, client: &Client, type_oid: u32) -> Result<ResolvedType> {
@@ -222,6 +235,23 @@ impl Catalog {
                 }
             }
         }
+        let hints = self.hints.get(&table.name).cloned().unwrap_or_default();
+        for name in hints.keys() {
+            let known = columns.iter().any(|c| c.name == name);
+            let included = include.is_none_or(|inc| inc.iter().any(|i| i == name));
+            if !known || !included {
+                return Err(Error::new(
+                    ErrorKind::Setup,
+                    format!(
+                        "columns.{}.{}: table {table} has no {}column {}",
+                        table.name,
+                        name,
+                        if known { "included " } else { "" },
+                        quote_ident(name)
+                    ),
+                ));
+            }
+        }
         let mut out = Vec::new();
         let mut map = Vec::with_capacity(columns.len());
         let mut dims: Option<HashMap<String, i32>> = None;
@@ -247,7 +277,20 @@ impl Catalog {
             } else {
                 0
             };
-            let kind = self.kind_of(client, t, typmod, ndims).await?;
+            let natural = self.kind_of(client, t, typmod, ndims).await?;
+            let (kind, hinted) = match hints.get(c.name) {
+                Some(h) => {
+                    let kind = h.apply(natural.clone()).map_err(|why| {
+                        Error::new(
+                            ErrorKind::Setup,
+                            format!("columns.{}.{}: {why}", table.name, c.name),
+                        )
+                    })?;
+                    let hinted = kind != natural;
+                    (kind, hinted)
+                }
+                None => (natural, false),
+            };
             let key = if pk.is_empty() {
                 c.flags & 1 == 1
             } else {
@@ -260,6 +303,7 @@ impl Catalog {
                 type_modifier: c.typmod,
                 kind,
                 key,
+                hinted,
             });
         }
         Ok(Projection {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use pgcdc_core::{Checkpoint, SourceIdentity};
+use pgcdc_core::{Checkpoint, SourceIdentity, TableName};
 use pgcdc_sink::files::FilesDestination;
 use pgcdc_sink::Destination;
+use pgcdc_source::catalog::Catalog;
 use pgcdc_source::connect::{connect_sql, describe};
 use pgcdc_source::setup::{self, SetupSpec};
 
@@ -70,6 +71,7 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     }
     let existing = setup::slot_info(&sql, slot).await?;
     let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
+    check_columns(cfg, &sql).await?;
     let added = setup::ensure_publication(&sql, &spec, &info).await?;
     let (mut repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
     let (lsn, created, exported) = match &existing {
@@ -144,6 +146,44 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
         no_snapshot,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `include_columns` and the column hints to every table they name now, so that a
+/// wrong table or column name is an error before the publication or slot changes.
+async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()> {
+    if cfg.source.include_columns.is_empty() && cfg.columns.is_empty() {
+        return Ok(());
+    }
+    let tables = configured_tables(cfg, sql).await?;
+    let named: std::collections::BTreeSet<&String> = cfg
+        .columns
+        .keys()
+        .chain(cfg.source.include_columns.keys())
+        .collect();
+    let mut catalog = Catalog::new(cfg.types).with_hints(cfg.columns.clone());
+    for name in named {
+        if !tables.contains(name) {
+            bail!(
+                "include_columns / columns name table {} which is not replicated (source.tables, schema {})",
+                pgcdc_core::quote_ident(name),
+                pgcdc_core::quote_ident(&cfg.source.schema)
+            );
+        }
+        let table = TableName::new(cfg.source.schema.clone(), name.clone());
+        let desc = pgcdc_source::snapshot::describe_table(sql, &table).await?;
+        let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
+        catalog
+            .project(
+                sql,
+                desc.oid,
+                table,
+                desc.replident,
+                &desc.rel_columns(),
+                include,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The configured tables, or every table of the schema.

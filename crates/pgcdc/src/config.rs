@@ -23,6 +23,7 @@ use toml::{Table, Value};
 use pgcdc_core::{MetaColumns, MetaPreset, ValuePolicy};
 use pgcdc_sink::files::{FileFormat, FilesConfig};
 use pgcdc_sink::store::StoreOptions;
+use pgcdc_source::catalog::Hints;
 
 /// The raw document, as written by users. Field docs are the reference for `pgcdc.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +34,8 @@ struct RawConfig {
     batch: RawBatch,
     snapshot: RawSnapshot,
     types: ValuePolicy,
+    /// Column hints: `[columns.<table>.<column>]` (dlt's `columns`).
+    columns: Hints,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +245,8 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     /// Value policies.
     pub types: ValuePolicy,
+    /// Column hints by table and column.
+    pub columns: Hints,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -444,6 +449,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             unlogged: raw.snapshot.unlogged,
         },
         types: raw.types,
+        columns: raw.columns,
         origin,
     })
 }

@@ -4,7 +4,8 @@
 //! `.dlt/secrets.toml` is layered over `.dlt/config.toml`, as dlt does. Recognised keys:
 //! `[sources.pg_replication.credentials]` (drivername, database, password, username,
 //! host, port — or a connection string), `[sources.pg_replication]` slot_name, pub_name,
-//! schema_name, table_names, publish, include_columns, target_batch_size;
+//! schema_name, table_names, publish, include_columns, columns (type hints),
+//! target_batch_size, persist_snapshots;
 //! `[destination.filesystem] bucket_url` and `[destination.filesystem.credentials]`
 //! (aws_access_key_id, aws_secret_access_key, endpoint_url, region_name, ...);
 //! `[normalize] loader_file_format`;
@@ -29,10 +30,10 @@ const SOURCE_KEYS: &[&str] = &[
     "include_columns",
     "target_batch_size",
     "persist_snapshots",
+    "columns",
     // Accepted for compatibility; pgcdc's behaviour covers them.
     "flush_slot",
     "reset",
-    "columns",
 ];
 
 /// Reads `dir/config.toml` and `dir/secrets.toml` and returns a pgcdc-shaped document.
@@ -116,6 +117,9 @@ pub fn from_dlt(doc: &Table) -> Result<Table> {
         }
         if let Some(v) = src.get("target_batch_size") {
             put(&mut out, &["batch", "max_rows"], v.clone())?;
+        }
+        if let Some(v) = src.get("columns") {
+            put(&mut out, &["columns"], v.clone())?;
         }
         if let Some(v) = src.get("persist_snapshots") {
             put(&mut out, &["snapshot", "persist_tables"], v.clone())?;

@@ -249,7 +249,7 @@ async fn session(
         cfg,
         dest,
         sql,
-        catalog: Catalog::new(cfg.types),
+        catalog: Catalog::new(cfg.types).with_hints(cfg.columns.clone()),
         relations: HashMap::new(),
         buffers: BTreeMap::new(),
         checkpoint: reopened.checkpoint,

@@ -190,7 +190,7 @@ pub async fn run(
     tables: &[String],
 ) -> Result<SnapshotSummary> {
     let mut progress = Progress::of(checkpoint)?;
-    let mut catalog = Catalog::new(cfg.types);
+    let mut catalog = Catalog::new(cfg.types).with_hints(cfg.columns.clone());
     let pages_per_chunk = u32::try_from((cfg.snapshot.chunk_mb << 20) / 8192)
         .unwrap_or(u32::MAX)
         .max(1);
@@ -262,7 +262,12 @@ pub async fn run(
             .schema
             .columns
             .iter()
-            .map(|c| (c.name.as_str(), ColumnBuilder::binary_kind(&c.kind)))
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    (!c.hinted && ColumnBuilder::binary_kind(&c.kind)),
+                )
+            })
             .collect();
         for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
             if !entry.done.contains(&i) {
@@ -453,7 +458,7 @@ async fn read_chunk(
         .schema
         .columns
         .iter()
-        .map(|c| ColumnBuilder::binary_kind(&c.kind))
+        .map(|c| !c.hinted && ColumnBuilder::binary_kind(&c.kind))
         .collect();
     let mut batches = Vec::new();
     let mut rows = 0u64;

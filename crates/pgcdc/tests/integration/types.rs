@@ -113,3 +113,101 @@ fn arrays_as_text_by_policy_and_multidimensional_values_are_explained() {
     pgcdc_ok(&env, &["run"]);
     assert_replay_equals_source(&env, "a", &["id"], &["id", "v"]);
 }
+
+#[test]
+fn column_hints_set_the_destination_type_in_snapshot_and_stream() {
+    let env = TestEnv::new("hints");
+    env.sql(
+        "CREATE TABLE h (id int PRIMARY KEY, qty int, price numeric, u uuid, tags int[], note text);
+         INSERT INTO h SELECT g, g * 3, g + 0.25, md5(g::text)::uuid, ARRAY[g, g + 1], 'n' || g
+           FROM generate_series(1, 200) g;",
+    );
+    configure(
+        &env,
+        Some(&["h"]),
+        "",
+        "[columns.h.qty]\ndata_type = \"double\"\nnullable = true\n\n[columns.h.price]\ndata_type = \"decimal\"\nprecision = 12\nscale = 2\n\n[columns.h.u]\ndata_type = \"text\"\n\n[columns.h.tags]\ndata_type = \"text\"\n\n[columns.h.id]\ndata_type = \"bigint\"\n",
+    );
+    pgcdc_ok(&env, &["init"]);
+    env.sql("INSERT INTO h VALUES (1000, 7, 99.99, NULL, '{}', 'x'); UPDATE h SET qty = -1, price = 0.5 WHERE id % 10 = 0; DELETE FROM h WHERE id = 3;");
+    pgcdc_ok(&env, &["run"]);
+    let cols = ["id", "qty", "u", "tags", "note"];
+    assert_replay_equals_source(&env, "h", &["id"], &cols);
+    // numeric renders with the hinted scale: compare against the same formatting.
+    let src = env.rows(
+        "SELECT json_build_array(id::text, to_char(price, 'FM999999999990.00')) FROM h ORDER BY id",
+    );
+    let mut dst = crate::support::lake_replay(
+        &env.lake_dir().join("ds").join("h"),
+        &["id"],
+        &["id", "price"],
+    );
+    dst.sort_by_key(|r| r[0].as_deref().and_then(|v| v.parse::<i64>().ok()));
+    assert_eq!(dst, src);
+    let dir = env.lake_dir().join("ds").join("h");
+    let check = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(format!(
+            r#"import glob, pyarrow as pa, pyarrow.parquet as pq
+files = glob.glob('{dir}/*.parquet')
+assert files
+for f in files:
+    s = pq.read_schema(f)
+    assert s.field('id').type == pa.int64(), s.field('id').type
+    assert s.field('qty').type == pa.float64(), s.field('qty').type
+    assert s.field('price').type == pa.decimal128(12, 2), s.field('price').type
+    assert s.field('u').type == pa.string(), s.field('u').type
+    assert s.field('tags').type == pa.string(), s.field('tags').type
+"#,
+            dir = dir.display()
+        ))
+        .output()
+        .expect("python");
+    assert!(
+        check.status.success(),
+        "hints not applied: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // A value the hinted type cannot hold exactly stops the run, naming the column.
+    env.sql("INSERT INTO h VALUES (2000, 1, 1.125, NULL, NULL, NULL);");
+    let out = env.pgcdc(&["run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "1.125 was rounded into decimal(12,2)"
+    );
+    assert!(err.contains("price"), "{err}");
+}
+
+#[test]
+fn hints_for_missing_or_excluded_columns_are_named() {
+    let env = TestEnv::new("hints_bad");
+    env.sql("CREATE TABLE h (id int PRIMARY KEY, a int, b int);");
+    configure(
+        &env,
+        Some(&["h"]),
+        "include_columns = { h = [\"id\", \"a\"] }\n",
+        "[columns.h.nope]\ndata_type = \"text\"\n",
+    );
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(err.contains("columns.h.nope"), "{err}");
+    configure(
+        &env,
+        Some(&["h"]),
+        "include_columns = { h = [\"id\", \"a\"] }\n",
+        "[columns.h.b]\ndata_type = \"text\"\n",
+    );
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(
+        err.contains("columns.h.b") && err.contains("included"),
+        "{err}"
+    );
+    configure(
+        &env,
+        Some(&["h"]),
+        "",
+        "[columns.h.a]\ndata_type = \"varchar\"\n",
+    );
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(err.contains("varchar"), "{err}");
+}
