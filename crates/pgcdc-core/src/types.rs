@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use arrow_schema::{DataType, Field, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 /// Built-in type OIDs pgcdc maps specially (from `pg_type.dat`).
@@ -336,6 +336,11 @@ pub enum ValueKind {
     TimestampTz,
     /// uuid → FixedSizeBinary(16) with the `arrow.uuid` extension.
     Uuid,
+    /// interval → Struct<months: Int32, days: Int32, microseconds: Int64>: the three
+    /// fields PostgreSQL keeps apart (a month is not 30 days). Not Arrow's
+    /// Interval(MonthDayNano): Parquet cannot store that type, and its INTERVAL type
+    /// is unsigned milliseconds (no negative intervals, no microseconds).
+    Interval,
     /// A one-dimensional array → List of the element's kind (NULL elements kept).
     List {
         /// The elements' kind (never itself a list).
@@ -371,6 +376,7 @@ impl ValueKind {
             oid::TIME => ValueKind::Time,
             oid::TIMESTAMP => ValueKind::Timestamp,
             oid::TIMESTAMPTZ => ValueKind::TimestampTz,
+            oid::INTERVAL => ValueKind::Interval,
             oid::UUID => match policy.uuid {
                 UuidRepr::Binary => ValueKind::Uuid,
                 UuidRepr::String => ValueKind::Text,
@@ -415,6 +421,7 @@ impl ValueKind {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             }
             ValueKind::Uuid => DataType::FixedSizeBinary(16),
+            ValueKind::Interval => DataType::Struct(interval_fields()),
             ValueKind::List { element } => {
                 DataType::List(std::sync::Arc::new(element.arrow_field("item")))
             }
@@ -437,6 +444,16 @@ impl ValueKind {
             None => field,
         }
     }
+}
+
+/// The fields of an interval value: `months`, `days`, `microseconds` (never null inside a
+/// non-null interval).
+pub fn interval_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("months", DataType::Int32, false),
+        Field::new("days", DataType::Int32, false),
+        Field::new("microseconds", DataType::Int64, false),
+    ])
 }
 
 /// Precision and scale of a numeric typmod, or `None` for unconstrained numeric.
@@ -545,8 +562,12 @@ mod tests {
         let pol = ValuePolicy::default();
         assert_eq!(ValueKind::for_type(99999, -1, true, &pol), ValueKind::Text);
         assert_eq!(
-            ValueKind::for_type(oid::INTERVAL, -1, false, &pol),
+            ValueKind::for_type(oid::TIMETZ, -1, false, &pol),
             ValueKind::Text
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::INTERVAL, -1, false, &pol),
+            ValueKind::Interval
         );
     }
 

@@ -25,6 +25,7 @@
 //! | `Timestamp` | `YYYY-MM-DD HH:MM:SS[.f…][ BC]`; `±infinity` per policy | µs since 1970 |
 //! | `TimestampTz` | as `Timestamp` with `±HH[:MM[:SS]]` before ` BC` | µs since 1970 UTC |
 //! | `Uuid` | `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case) | FixedSizeBinary(16) |
+//! | `Interval` | IntervalStyle postgres: `1 year -2 mons +3 days -04:05:06.5`, `00:00:00`; `±infinity` (PG 17+) per policy | Struct(months, days, microseconds) |
 //! | `List` | array_out's `{a,"b c",NULL}`: elements as their kind's text, `"…"` with `\` escapes | List of the element kind |
 //!
 //! Dates are proleptic Gregorian like PostgreSQL's; year *N* BC is astronomical year
@@ -72,7 +73,7 @@ use arrow_array::builder::{
     Int32Builder, Int64Builder, NullBuilder, StringBuilder, Time64MicrosecondBuilder,
     TimestampMicrosecondBuilder, UInt32Builder,
 };
-use arrow_array::{ArrayRef, ListArray};
+use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::FieldRef;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
@@ -171,6 +172,7 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         ValueKind::Timestamp => "timestamp",
         ValueKind::TimestampTz => "timestamptz",
         ValueKind::Uuid => "uuid",
+        ValueKind::Interval => "interval",
         ValueKind::List { .. } => "array",
     }
 }
@@ -191,6 +193,7 @@ enum Inner {
     Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Uuid(FixedSizeBinaryBuilder),
+    Interval(Box<IntervalBuilder>),
     List(Box<ListBuilder>),
     /// A decimal kind Arrow rejects: only nulls can be appended.
     Unsupported(NullBuilder),
@@ -275,6 +278,12 @@ impl ColumnBuilder {
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
             ),
             ValueKind::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::with_capacity(capacity, 16)),
+            ValueKind::Interval => Inner::Interval(Box::new(IntervalBuilder {
+                months: Int32Builder::with_capacity(capacity),
+                days: Int32Builder::with_capacity(capacity),
+                micros: Int64Builder::with_capacity(capacity),
+                nulls: NullBufferBuilder::new(capacity),
+            })),
             ValueKind::List { element } => {
                 let mut offsets = Vec::with_capacity(capacity + 1);
                 offsets.push(0);
@@ -313,6 +322,7 @@ impl ColumnBuilder {
             Inner::Time64(b) => b.len(),
             Inner::Timestamp(b) => b.len(),
             Inner::Uuid(b) => b.len(),
+            Inner::Interval(b) => b.nulls.len(),
             Inner::List(l) => l.nulls.len(),
             Inner::Unsupported(b) => b.len(),
         }
@@ -341,6 +351,7 @@ impl ColumnBuilder {
             Inner::Time64(b) => b.append_null(),
             Inner::Timestamp(b) => b.append_null(),
             Inner::Uuid(b) => b.append_null(),
+            Inner::Interval(b) => b.append(None),
             Inner::List(l) => {
                 let end = l.offsets.last().copied().unwrap_or(0);
                 l.offsets.push(end);
@@ -442,6 +453,11 @@ impl ColumnBuilder {
                 b.append_value(bytes)
                     .map_err(|_| ValueError::invalid(name, "not 16 bytes"))?;
             }
+            Inner::Interval(b) => match parse_interval(text)? {
+                Special::Finite(v) => b.append(Some(v)),
+                Special::PosInfinity => b.append(infinity(policy, name, INTERVAL_MAX)?),
+                Special::NegInfinity => b.append(infinity(policy, name, INTERVAL_MIN)?),
+            },
             Inner::List(l) => l.append_text(text, policy)?,
             Inner::Unsupported(_) => {
                 let (precision, scale) = match *kind {
@@ -473,6 +489,7 @@ impl ColumnBuilder {
                 | ValueKind::Timestamp
                 | ValueKind::TimestampTz
                 | ValueKind::Uuid
+                | ValueKind::Interval
         )
     }
 
@@ -531,6 +548,20 @@ impl ColumnBuilder {
             Inner::Uuid(b) => b
                 .append_value(be::<16>(v, name)?)
                 .map_err(|_| ValueError::invalid(name, "not 16 bytes"))?,
+            Inner::Interval(b) => {
+                // interval_send: int64 µs, int32 days, int32 months.
+                let raw = be::<16>(v, name)?;
+                let (t, rest) = raw.split_at(8);
+                let (d, m) = rest.split_at(4);
+                let us = i64::from_be_bytes(be(t, name)?);
+                let days = i32::from_be_bytes(be(d, name)?);
+                let months = i32::from_be_bytes(be(m, name)?);
+                match (months, days, us) {
+                    INTERVAL_MAX => b.append(infinity(policy, name, INTERVAL_MAX)?),
+                    INTERVAL_MIN => b.append(infinity(policy, name, INTERVAL_MIN)?),
+                    v => b.append(Some(v)),
+                }
+            }
             _ => {
                 return Err(ValueError::invalid(
                     name,
@@ -559,10 +590,128 @@ impl ColumnBuilder {
             Inner::Time64(b) => Arc::new(b.finish()),
             Inner::Timestamp(b) => Arc::new(b.finish()),
             Inner::Uuid(b) => Arc::new(b.finish()),
+            Inner::Interval(b) => b.finish(),
             Inner::List(l) => l.finish(),
             Inner::Unsupported(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// An interval's fields: months, days, microseconds.
+type Interval = (i32, i32, i64);
+
+/// PostgreSQL 17's `infinity` interval as PostgreSQL itself encodes it (the clamp).
+const INTERVAL_MAX: Interval = (i32::MAX, i32::MAX, i64::MAX);
+/// `-infinity`, as PostgreSQL encodes it.
+const INTERVAL_MIN: Interval = (i32::MIN, i32::MIN, i64::MIN);
+
+/// The parts of an interval column (a Struct of three non-null children).
+struct IntervalBuilder {
+    months: Int32Builder,
+    days: Int32Builder,
+    micros: Int64Builder,
+    nulls: NullBufferBuilder,
+}
+
+impl IntervalBuilder {
+    fn append(&mut self, v: Option<Interval>) {
+        let (m, d, us) = v.unwrap_or_default();
+        self.months.append_value(m);
+        self.days.append_value(d);
+        self.micros.append_value(us);
+        self.nulls.append(v.is_some());
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.months.finish()),
+            Arc::new(self.days.finish()),
+            Arc::new(self.micros.finish()),
+        ];
+        // Three children of equal length, non-null, matching interval_fields(): by construction.
+        Arc::new(StructArray::new(
+            pgcdc_core::types::interval_fields(),
+            children,
+            self.nulls.finish(),
+        ))
+    }
+}
+
+/// Parses interval_out's text under IntervalStyle `postgres`: `[±N year[s]] [±N mon[s]]
+/// [±N day[s]] [±HH:MM:SS[.f…]]` (hours may exceed 24), or `±infinity`.
+fn parse_interval(text: &[u8]) -> Result<Special<Interval>, ValueError> {
+    const NAME: &str = "interval";
+    match text {
+        b"infinity" => return Ok(Special::PosInfinity),
+        b"-infinity" => return Ok(Special::NegInfinity),
+        _ => {}
+    }
+    let bad = |why| ValueError::invalid(NAME, why);
+    let (mut months, mut days, mut us) = (0i64, 0i64, None::<i64>);
+    let mut parts = text.split(|b| *b == b' ').peekable();
+    if parts.peek().is_none_or(|p| p.is_empty()) {
+        return Err(bad("empty"));
+    }
+    while let Some(part) = parts.next() {
+        if part.contains(&b':') {
+            if us.is_some() || parts.peek().is_some() {
+                return Err(bad("the time part must come last, once"));
+            }
+            us = Some(parse_interval_time(part)?);
+            continue;
+        }
+        let n = parse_int(part, NAME)?;
+        let unit = parts.next().ok_or(bad("a number without a unit"))?;
+        match unit {
+            b"year" | b"years" => months += n.checked_mul(12).ok_or(bad("too many years"))?,
+            b"mon" | b"mons" => months += n,
+            b"day" | b"days" => days += n,
+            _ => return Err(bad("unknown unit (IntervalStyle must be postgres)")),
+        }
+    }
+    let months = i32::try_from(months).map_err(|_| ValueError::range(NAME, "months"))?;
+    let days = i32::try_from(days).map_err(|_| ValueError::range(NAME, "days"))?;
+    Ok(Special::Finite((months, days, us.unwrap_or(0))))
+}
+
+/// `[±]H+:MM:SS[.f{1,6}]` → µs (the sign applies to the whole time).
+fn parse_interval_time(t: &[u8]) -> Result<i64, ValueError> {
+    const NAME: &str = "interval";
+    let bad = |why| ValueError::invalid(NAME, why);
+    let (neg, t) = match t.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, t),
+    };
+    let mut fields = t.splitn(3, |b| *b == b':');
+    let (h, m, s) = match (fields.next(), fields.next(), fields.next()) {
+        (Some(h), Some(m), Some(s)) => (h, m, s),
+        _ => return Err(bad("expected HH:MM:SS")),
+    };
+    let digits = |d: &[u8]| -> Result<i64, ValueError> {
+        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+            return Err(bad("expected digits in the time part"));
+        }
+        parse_int(d, NAME)
+    };
+    let (sec, frac) = match s.iter().position(|b| *b == b'.') {
+        Some(p) => (s.get(..p).unwrap_or_default(), s.get(p + 1..)),
+        None => (s, None),
+    };
+    let (hours, minutes, seconds) = (digits(h)?, digits(m)?, digits(sec)?);
+    if m.len() != 2 || sec.len() != 2 || minutes > 59 || seconds > 59 {
+        return Err(bad("minutes and seconds must be two digits below 60"));
+    }
+    let micros = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 6 => digits(f)? * 10i64.pow(6 - f.len() as u32),
+        Some(_) => return Err(bad("1 to 6 fraction digits")),
+    };
+    let total = hours
+        .checked_mul(3_600_000_000)
+        .and_then(|v| v.checked_add(minutes * 60_000_000 + seconds * 1_000_000 + micros))
+        .ok_or(ValueError::range(NAME, "hours"))?;
+    Ok(if neg { -total } else { total })
 }
 
 const ARRAY_BOUNDS: &str =
@@ -2661,6 +2810,137 @@ mod tests {
             let s = v.as_string::<i32>();
             let got: Vec<Option<String>> = (0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect();
             prop_assert_eq!(got, elems);
+        }
+    }
+
+    /// EncodeInterval (IntervalStyle postgres), ported from PostgreSQL for the tests.
+    fn interval_out(months: i32, days: i32, us: i64) -> String {
+        let (year, mon) = (months / 12, months % 12);
+        let hour = us / 3_600_000_000;
+        let rest = us - hour * 3_600_000_000;
+        let (min, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (sec, fsec) = (rest / 1_000_000, rest % 1_000_000);
+        let (mut out, mut is_zero, mut is_before) = (String::new(), true, false);
+        for (v, unit) in [
+            (year as i64, "year"),
+            (mon as i64, "mon"),
+            (days as i64, "day"),
+        ] {
+            if v == 0 {
+                continue;
+            }
+            let sep = if is_zero { "" } else { " " };
+            let plus = if is_before && v > 0 { "+" } else { "" };
+            let s = if v == 1 { "" } else { "s" };
+            out.push_str(&format!("{sep}{plus}{v} {unit}{s}"));
+            is_before = v < 0;
+            is_zero = false;
+        }
+        if is_zero || hour != 0 || min != 0 || sec != 0 || fsec != 0 {
+            let minus = hour < 0 || min < 0 || sec < 0 || fsec < 0;
+            let sign = if minus {
+                "-"
+            } else if is_before {
+                "+"
+            } else {
+                ""
+            };
+            let sep = if is_zero { "" } else { " " };
+            out.push_str(&format!(
+                "{sep}{sign}{:02}:{:02}:{:02}",
+                hour.unsigned_abs(),
+                min.unsigned_abs(),
+                sec.unsigned_abs()
+            ));
+            if fsec != 0 {
+                let f = format!("{:06}", fsec.unsigned_abs());
+                out.push('.');
+                out.push_str(f.trim_end_matches('0'));
+            }
+        }
+        out
+    }
+
+    fn interval_fields_of(a: &ArrayRef, i: usize) -> Option<(i32, i32, i64)> {
+        let s = a.as_struct();
+        if s.is_null(i) {
+            return None;
+        }
+        Some((
+            s.column(0).as_primitive::<Int32Type>().value(i),
+            s.column(1).as_primitive::<Int32Type>().value(i),
+            s.column(2).as_primitive::<Int64Type>().value(i),
+        ))
+    }
+
+    #[test]
+    fn intervals_parse_from_postgres_style_text() {
+        for (text, want) in [
+            ("1 year 2 mons 3 days 04:05:06.789", (14, 3, 14_706_789_000)),
+            (
+                "-1 years -2 mons +3 days -04:05:06",
+                (-14, 3, -14_706_000_000),
+            ),
+            ("00:00:00", (0, 0, 0)),
+            ("1 day", (0, 1, 0)),
+            ("-1 days +00:00:01", (0, -1, 1_000_000)),
+            ("-00:00:00.000001", (0, 0, -1)),
+            ("100:00:00", (0, 0, 360_000_000_000)),
+            ("-10 mons", (-10, 0, 0)),
+            ("178000000 years", (2_136_000_000, 0, 0)),
+        ] {
+            let a = one(ValueKind::Interval, text).unwrap();
+            assert_eq!(interval_fields_of(&a, 0), Some(want), "{text}");
+            assert_eq!(
+                interval_out(want.0, want.1, want.2),
+                text,
+                "the test's encoder"
+            );
+        }
+        for bad in [
+            "",
+            "1",
+            "1 week",
+            "1 day 1 day x",
+            "00:00",
+            "00:60:00",
+            "1:2:3",
+            "00:00:00 1 day",
+            "00:00:00.1234567",
+            "--1 day",
+            "1 Day",
+            "300000000 years",
+        ] {
+            assert!(one(ValueKind::Interval, bad).is_err(), "{bad:?}");
+        }
+        let inf = one(ValueKind::Interval, "infinity").unwrap();
+        assert_eq!(
+            interval_fields_of(&inf, 0),
+            Some((i32::MAX, i32::MAX, i64::MAX))
+        );
+        let mut nulls = pol();
+        nulls.infinity = InfinityPolicy::Null;
+        let a = one_with(ValueKind::Interval, b"-infinity", &nulls).unwrap();
+        assert!(a.is_null(0));
+    }
+
+    proptest! {
+        #[test]
+        fn interval_text_and_binary_agree(months in any::<i32>(), days in any::<i32>(), us in any::<i64>()) {
+            prop_assume!((months, days, us) != (i32::MAX, i32::MAX, i64::MAX));
+            prop_assume!((months, days, us) != (i32::MIN, i32::MIN, i64::MIN));
+            let text = interval_out(months, days, us);
+            let mut bin = Vec::new();
+            bin.extend_from_slice(&us.to_be_bytes());
+            bin.extend_from_slice(&days.to_be_bytes());
+            bin.extend_from_slice(&months.to_be_bytes());
+            let mut t = ColumnBuilder::new(ValueKind::Interval, 1);
+            t.append_text(text.as_bytes(), &pol()).unwrap();
+            let mut b = ColumnBuilder::new(ValueKind::Interval, 1);
+            b.append_binary(&bin, &pol()).unwrap();
+            let (t, b) = (t.finish(), b.finish());
+            prop_assert_eq!(interval_fields_of(&t, 0), Some((months, days, us)));
+            prop_assert_eq!(interval_fields_of(&b, 0), Some((months, days, us)));
         }
     }
 }

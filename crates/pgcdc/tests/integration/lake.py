@@ -163,6 +163,39 @@ def array_element(v):
     return v
 
 
+def ctrunc_div(a, b):
+    """C's integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def fmt_interval(months, days, us):
+    """interval_out with IntervalStyle=postgres (EncodeInterval, INTSTYLE_POSTGRES)."""
+    if (months, days, us) == (I32_MAX, I32_MAX, I64_MAX):
+        return "infinity"
+    if (months, days, us) == (-I32_MAX - 1, -I32_MAX - 1, -I64_MAX - 1):
+        return "-infinity"
+    year, mon = ctrunc_div(months, 12), months - ctrunc_div(months, 12) * 12
+    hour = ctrunc_div(us, 3_600_000_000)
+    us -= hour * 3_600_000_000
+    minute = ctrunc_div(us, 60_000_000)
+    us -= minute * 60_000_000
+    sec = ctrunc_div(us, 1_000_000)
+    fsec = us - sec * 1_000_000
+    out, is_zero, is_before = "", True, False
+    for value, unit in ((year, "year"), (mon, "mon"), (days, "day")):
+        if value == 0:
+            continue
+        out += "%s%s%d %s%s" % ("" if is_zero else " ", "+" if is_before and value > 0 else "", value, unit, "" if value == 1 else "s")
+        is_before, is_zero = value < 0, False
+    if is_zero or hour or minute or sec or fsec:
+        minus = hour < 0 or minute < 0 or sec < 0 or fsec < 0
+        out += "%s%s%02d:%02d:%02d" % ("" if is_zero else " ", "-" if minus else ("+" if is_before else ""), abs(hour), abs(minute), abs(sec))
+        if fsec:
+            out += ("." + "%06d" % abs(fsec)).rstrip("0")
+    return out
+
+
 def render(arr):
     """A pyarrow array → list of PostgreSQL text values (None for null)."""
     if isinstance(arr, pa.ChunkedArray):
@@ -187,6 +220,8 @@ def render(arr):
     if pa.types.is_time32(t) or pa.types.is_time64(t):
         raw = arr.cast(pa.int64() if pa.types.is_time64(t) else pa.int32()).to_pylist()
         return [None if v is None else fmt_time(to_us(v, t.unit)) for v in raw]
+    if pa.types.is_struct(t) and [f.name for f in t] == ["months", "days", "microseconds"]:
+        return [None if v is None else fmt_interval(v["months"], v["days"], v["microseconds"]) for v in arr.to_pylist()]
     vals = arr.to_pylist()
     if pa.types.is_boolean(t):
         return [None if v is None else ("t" if v else "f") for v in vals]

@@ -64,6 +64,18 @@ class Rendering(LakeTest):
         self.assertEqual(self.render(pa.array([4294967295], pa.uint32())), ["4294967295"])
         self.assertEqual(self.render(pa.array([True, False, None])), ["t", "f", None])
 
+    def test_intervals_render_like_interval_out(self):
+        t = pa.struct([pa.field("months", pa.int32(), False), pa.field("days", pa.int32(), False),
+                       pa.field("microseconds", pa.int64(), False)])
+        raw = [(14, 3, 14706789000), (-14, 3, -14706000000), (0, 0, 0), (0, 1, 0), (0, -1, 1000000), (1, 0, 0),
+               (0, 0, -1), (0, 0, 3600000000 * 100), (0, 1, -1000000), (-1, -1, -500000),
+               (I32_MAX, I32_MAX, I64_MAX), (-I32_MAX - 1, -I32_MAX - 1, -I64_MAX - 1), None]
+        vals = [None if r is None else dict(zip(["months", "days", "microseconds"], r)) for r in raw]
+        want = ["1 year 2 mons 3 days 04:05:06.789", "-1 years -2 mons +3 days -04:05:06", "00:00:00", "1 day",
+                "-1 days +00:00:01", "1 mon", "-00:00:00.000001", "100:00:00", "1 day -00:00:01",
+                "-1 mons -1 days -00:00:00.5", "infinity", "-infinity", None]
+        self.assertEqual(self.render(pa.array(vals, t)), want)
+
     def test_lists_render_like_array_out(self):
         vals = [[1, None, -3], [], None, [None]]
         self.assertEqual(self.render(pa.array(vals, pa.list_(pa.int32()))), ["{1,NULL,-3}", "{}", None, "{NULL}"])

@@ -211,3 +211,31 @@ fn hints_for_missing_or_excluded_columns_are_named() {
     let err = crate::replication::pgcdc_err(&env, &["init"]);
     assert!(err.contains("varchar"), "{err}");
 }
+
+#[test]
+fn intervals_keep_months_days_and_microseconds_apart() {
+    let env = TestEnv::new("intervals");
+    env.sql(
+        "CREATE TABLE iv (id int PRIMARY KEY, i interval, ia interval[]);
+         INSERT INTO iv VALUES
+           (1, '1 year 2 mons 3 days 04:05:06.789', '{\"1 day\",\"-00:00:00.000001\",NULL}'),
+           (2, '-1 years -2 mons +3 days -04:05:06', '{}'),
+           (3, '0', NULL), (4, NULL, '{\"100 hours\"}'),
+           (5, '-178000000 years', '{\"178000000 years\"}'),
+           (6, '1 mon -1 day +2562047788:00:54.775807', '{\"-1 mons -1 days -00:00:00.5\"}');
+         INSERT INTO iv SELECT 100 + g, g * interval '1 mon 1 day 1.000001 sec' * (CASE WHEN g % 2 = 0 THEN -1 ELSE 1 END), NULL
+           FROM generate_series(1, 300) g;",
+    );
+    configure(&env, Some(&["iv"]), "", "");
+    // The snapshot reads intervals in binary (interval_send).
+    pgcdc_ok(&env, &["init"]);
+    assert_replay_equals_source(&env, "iv", &["id"], &["id", "i", "ia"]);
+    // The stream reads them as text (interval_out).
+    env.sql(
+        "INSERT INTO iv SELECT 1000 + id, i, ia FROM iv;
+         UPDATE iv SET i = i - interval '1 microsecond' WHERE id % 7 = 0;
+         DELETE FROM iv WHERE id = 2;",
+    );
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "iv", &["id"], &["id", "i", "ia"]);
+}
