@@ -337,7 +337,16 @@ async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_signal_handler(Arc::clone(&stop));
     let mut dest = destination(cfg)?;
-    let summary = pipeline::run(cfg, &mut dest, RunOptions { follow, stop }).await?;
+    let metrics = crate::metrics::Metrics::new();
+    if let Some(addr) = &cfg.metrics_listen {
+        crate::metrics::serve(addr, std::sync::Arc::clone(&metrics)).await?;
+    }
+    let opts = RunOptions {
+        follow,
+        stop,
+        metrics,
+    };
+    let summary = pipeline::run(cfg, &mut dest, opts).await?;
     print_summary(cfg, &summary);
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,14 @@ struct RawConfig {
     types: ValuePolicy,
     /// Column hints: `[columns.<table>.<column>]` (dlt's `columns`).
     columns: Hints,
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    /// `host:port` to serve Prometheus metrics on (`GET /metrics`); off when unset.
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +255,8 @@ pub struct Config {
     pub types: ValuePolicy,
     /// Column hints by table and column.
     pub columns: Hints,
+    /// Where to serve Prometheus metrics during `run` (`metrics.listen`).
+    pub metrics_listen: Option<String>,
     /// Where the configuration came from, for messages.
     pub origin: String,
 }
@@ -450,6 +460,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
         },
         types: raw.types,
         columns: raw.columns,
+        metrics_listen: raw.metrics.listen.filter(|l| !l.is_empty()),
         origin,
     })
 }

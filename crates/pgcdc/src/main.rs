@@ -5,6 +5,7 @@ mod batch;
 mod commands;
 mod config;
 mod dlt;
+mod metrics;
 mod pipeline;
 mod snapshot;
 mod streamed;

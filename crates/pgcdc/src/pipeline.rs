@@ -25,6 +25,7 @@ use pgcdc_source::wire::ReplicationStream;
 
 use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::streamed::{self, Piece, Streamed};
 
 /// Counts of what landed per table.
@@ -74,6 +75,8 @@ pub struct RunOptions {
     pub follow: bool,
     /// Set by a signal handler: finish the current transaction, commit, stop.
     pub stop: Arc<AtomicBool>,
+    /// Counters for the metrics endpoint (updated whether or not one is served).
+    pub metrics: Arc<Metrics>,
 }
 
 struct Rel {
@@ -105,6 +108,7 @@ struct Session<'a> {
     buffered_bytes: usize,
     first_pending_at: Option<Instant>,
     summary: &'a mut RunSummary,
+    metrics: Arc<Metrics>,
     received: Lsn,
     streamed: Streamed,
     /// Top-level xid of the current Stream Start … Stream Stop block.
@@ -121,6 +125,10 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
     let mut backoff = Duration::from_millis(500);
     loop {
         let result = session(cfg, dest, &sql, &opts, &mut summary).await;
+        opts.metrics.set_up(false);
+        if result.is_err() {
+            opts.metrics.error();
+        }
         match result {
             Ok(()) => break,
             Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
@@ -245,6 +253,7 @@ async fn session(
         .await
         .map_err(pgcdc_source::Error::from)?;
     tracing::info!(slot = %slot, %start, end = ?end.map(|e| e.to_string()), proto, "streaming");
+    opts.metrics.set_up(true);
     let mut s = Session {
         cfg,
         dest,
@@ -260,6 +269,7 @@ async fn session(
         buffered_bytes: 0,
         first_pending_at: None,
         summary,
+        metrics: Arc::clone(&opts.metrics),
         received: start,
         streamed: Streamed::new(cfg.meta.clone()),
         stream_xid: None,
@@ -379,6 +389,7 @@ impl Session<'_> {
                     reply_requested,
                     ..
                 } => {
+                    self.metrics.wal_end(wal_end.0);
                     if self.tx.is_none() && wal_end > self.idle_position {
                         self.idle_position = wal_end;
                     }
@@ -392,8 +403,12 @@ impl Session<'_> {
                     }
                 }
                 Frame::XLogData {
-                    wal_start, data, ..
+                    wal_start,
+                    wal_end,
+                    data,
+                    ..
                 } => {
+                    self.metrics.wal_end(wal_end.0);
                     if wal_start > self.received {
                         self.received = wal_start;
                     }
@@ -440,7 +455,9 @@ impl Session<'_> {
                 });
             }
             Message::Commit { end_lsn, .. } => {
-                self.tx = None;
+                if let Some(tx) = self.tx.take() {
+                    self.metrics.transaction_pending(tx.commit_ts);
+                }
                 self.pending = Some(end_lsn);
                 self.idle_position = self.idle_position.max(end_lsn);
                 self.first_pending_at.get_or_insert_with(Instant::now);
@@ -485,6 +502,7 @@ impl Session<'_> {
             } => {
                 let ts = commit_ts.saturating_add(PG_EPOCH_OFFSET_MICROS);
                 self.on_stream_commit(xid, ts, commit_lsn).await?;
+                self.metrics.transaction_pending(ts);
                 self.pending = Some(end_lsn);
                 self.idle_position = self.idle_position.max(end_lsn);
                 self.first_pending_at.get_or_insert_with(Instant::now);
@@ -768,12 +786,20 @@ impl Session<'_> {
         let mut checkpoint = self.checkpoint.clone();
         checkpoint.lsn = target;
         checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
+        let started = Instant::now();
         self.dest.commit(&checkpoint).await?;
         pgcdc_sink::failpoint("pipeline.after_commit");
         self.checkpoint = checkpoint;
         if self.pending.is_some() {
             self.summary.batches += 1;
         }
+        self.metrics.committed(
+            &self.summary.tables,
+            self.summary.transactions,
+            self.summary.batches,
+            target.0,
+            started.elapsed(),
+        );
         self.summary.end_lsn = target;
         self.pending = None;
         self.first_pending_at = None;

@@ -281,3 +281,85 @@ fn follow_mode_reconnects_after_the_walsender_is_terminated() {
     assert_each_change_once(&changelog(&env, "t"));
     assert_replay_equals_source(&env, "t", &["id"], &["id"]);
 }
+
+/// One HTTP GET on 127.0.0.1:`port`, with std only; the whole response.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l[name.len()..].trim().parse().ok())
+}
+
+#[test]
+fn follow_mode_serves_prometheus_metrics() {
+    let env = TestEnv::new("metrics");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int);");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    configure(
+        &env,
+        Some(&["t"]),
+        "",
+        &format!("[batch]\nflush_interval_ms = 200\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    let mut child = env.spawn_pgcdc(&["run", "--follow"]);
+    env.sql("INSERT INTO t SELECT g, g FROM generate_series(1, 50) g; UPDATE t SET v = 0 WHERE id <= 5; DELETE FROM t WHERE id = 50;");
+    let mut last = String::new();
+    wait_for("metrics with the changes", Duration::from_secs(30), || {
+        last = http_get(port, "/metrics").unwrap_or_default();
+        last.contains(r#"pgcdc_changes_total{table="t",op="insert"} 50"#)
+    });
+    assert!(last.starts_with("HTTP/1.1 200"), "{last}");
+    assert!(
+        last.contains(r#"pgcdc_changes_total{table="t",op="update"} 5"#),
+        "{last}"
+    );
+    assert!(
+        last.contains(r#"pgcdc_changes_total{table="t",op="delete"} 1"#),
+        "{last}"
+    );
+    assert_eq!(metric(&last, "pgcdc_up"), Some(1.0), "{last}");
+    assert!(
+        metric(&last, "pgcdc_batches_total").unwrap_or(0.0) >= 1.0,
+        "{last}"
+    );
+    // The checkpoint gauge is the slot's confirmed LSN, as PostgreSQL reports it.
+    wait_for(
+        "the checkpoint to reach the slot",
+        Duration::from_secs(30),
+        || {
+            let text = http_get(port, "/metrics").unwrap_or_default();
+            let confirmed = env.sql(&format!(
+            "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ));
+            metric(&text, "pgcdc_checkpoint_lsn") == confirmed.trim().parse().ok()
+        },
+    );
+    let text = http_get(port, "/metrics").unwrap_or_default();
+    assert_eq!(
+        metric(&text, "pgcdc_lag_seconds"),
+        Some(0.0),
+        "caught up: {text}"
+    );
+    assert!(http_get(port, "/other")
+        .unwrap_or_default()
+        .starts_with("HTTP/1.1 404"));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
+}
