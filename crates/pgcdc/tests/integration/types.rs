@@ -34,6 +34,31 @@ INSERT INTO arr VALUES
       '{"1999-12-31 23:59:59.999999+00"}', '{}', '{}', '{}', '{ok}', '{2}', '{{5}}');
 "#;
 
+/// Asserts, with pyarrow, that every Parquet file in `dir` has these column types
+/// (pyarrow expressions, e.g. `pa.list_(pa.int32())`).
+fn assert_parquet_types(dir: &std::path::Path, types: &[(&str, &str)]) {
+    let checks: String = types
+        .iter()
+        .map(|(c, t)| {
+            format!("    assert s.field('{c}').type == {t}, ('{c}', s.field('{c}').type)\n")
+        })
+        .collect();
+    let script = format!(
+        "import glob, pyarrow as pa, pyarrow.parquet as pq\nfiles = glob.glob('{}/*.parquet')\nassert files, 'no parquet files'\nfor f in files:\n    s = pq.read_schema(f)\n{checks}",
+        dir.display()
+    );
+    let out = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "column types differ: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 const COLS: [&str; 13] = [
     "id", "ia", "ta", "na", "fa", "ba", "tsa", "ua", "ja", "bya", "ea", "da", "m2",
 ];
@@ -59,28 +84,17 @@ fn arrays_land_as_lists_in_the_snapshot_and_the_stream() {
     assert_replay_equals_source(&env, "arr", &["id"], &COLS);
     // The independent reader sees real lists (and text for the declared 2-D column).
     let dir = env.lake_dir().join("ds").join("arr");
-    let check = std::process::Command::new(crate::support::python())
-        .arg("-c")
-        .arg(format!(
-            r#"import glob, pyarrow as pa, pyarrow.parquet as pq
-for f in glob.glob('{dir}/*.parquet'):
-    s = pq.read_schema(f)
-    assert s.field('ia').type == pa.list_(pa.int32()), s.field('ia').type
-    assert s.field('ta').type == pa.list_(pa.string()), s.field('ta').type
-    assert s.field('na').type == pa.list_(pa.decimal128(10, 2)), s.field('na').type
-    assert s.field('ba').type == pa.list_(pa.bool_()), s.field('ba').type
-    assert pa.types.is_timestamp(s.field('tsa').type.value_type), s.field('tsa').type
-    assert s.field('da').type == pa.list_(pa.int32()), s.field('da').type
-    assert s.field('m2').type == pa.string(), s.field('m2').type
-"#,
-            dir = dir.display()
-        ))
-        .output()
-        .expect("python");
-    assert!(
-        check.status.success(),
-        "array columns are not lists: {}",
-        String::from_utf8_lossy(&check.stderr)
+    assert_parquet_types(
+        &dir,
+        &[
+            ("ia", "pa.list_(pa.int32())"),
+            ("ta", "pa.list_(pa.string())"),
+            ("na", "pa.list_(pa.decimal128(10, 2))"),
+            ("ba", "pa.list_(pa.bool_())"),
+            ("tsa", "pa.list_(pa.timestamp('us', tz='UTC'))"),
+            ("da", "pa.list_(pa.int32())"),
+            ("m2", "pa.string()"),
+        ],
     );
 }
 
@@ -145,28 +159,15 @@ fn column_hints_set_the_destination_type_in_snapshot_and_stream() {
     dst.sort_by_key(|r| r[0].as_deref().and_then(|v| v.parse::<i64>().ok()));
     assert_eq!(dst, src);
     let dir = env.lake_dir().join("ds").join("h");
-    let check = std::process::Command::new(crate::support::python())
-        .arg("-c")
-        .arg(format!(
-            r#"import glob, pyarrow as pa, pyarrow.parquet as pq
-files = glob.glob('{dir}/*.parquet')
-assert files
-for f in files:
-    s = pq.read_schema(f)
-    assert s.field('id').type == pa.int64(), s.field('id').type
-    assert s.field('qty').type == pa.float64(), s.field('qty').type
-    assert s.field('price').type == pa.decimal128(12, 2), s.field('price').type
-    assert s.field('u').type == pa.string(), s.field('u').type
-    assert s.field('tags').type == pa.string(), s.field('tags').type
-"#,
-            dir = dir.display()
-        ))
-        .output()
-        .expect("python");
-    assert!(
-        check.status.success(),
-        "hints not applied: {}",
-        String::from_utf8_lossy(&check.stderr)
+    assert_parquet_types(
+        &dir,
+        &[
+            ("id", "pa.int64()"),
+            ("qty", "pa.float64()"),
+            ("price", "pa.decimal128(12, 2)"),
+            ("u", "pa.string()"),
+            ("tags", "pa.string()"),
+        ],
     );
     // A value the hinted type cannot hold exactly stops the run, naming the column.
     env.sql("INSERT INTO h VALUES (2000, 1, 1.125, NULL, NULL, NULL);");
