@@ -409,7 +409,11 @@ impl Destination for FilesDestination {
     }
 
     async fn read_committed(&mut self) -> Result<Option<Committed>> {
-        Ok(self.read_manifest().await?.map(|m| Committed {
+        let m = self.read_manifest().await?;
+        // Remembered, so that a commit without an `open` still knows the committed load
+        // (a manifest naming load 0 would disown every data file).
+        self.manifest.clone_from(&m);
+        Ok(m.map(|m| Committed {
             checkpoint: m.checkpoint,
             tables: m.tables.into_values().collect(),
         }))
@@ -469,6 +473,15 @@ impl Destination for FilesDestination {
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        if self.manifest.is_none() {
+            self.manifest = self.read_manifest().await?;
+        }
+        // Table schemas of earlier commits stay in the manifest, whatever this process wrote.
+        if let Some(m) = &self.manifest {
+            for (name, t) in &m.tables {
+                self.tables.entry(name.clone()).or_insert_with(|| t.clone());
+            }
+        }
         self.finish_all().await?;
         crate::failpoint("files.after_data_files");
         let previous = self.manifest.as_ref().map_or(0, |m| m.load_id);

@@ -27,13 +27,24 @@ use pgcdc_core::{Checkpoint, TableSchema};
 pub use error::{Error, ErrorKind, Result};
 
 /// Crash-test hook: with the `failpoints` feature, aborts the process at the point named
-/// by the `PGCDC_FAILPOINT` environment variable. Without the feature it compiles to nothing.
+/// by the `PGCDC_FAILPOINT` environment variable (`name`, or `name:N` for its N-th
+/// passage). Without the feature it compiles to nothing.
 #[inline]
 pub fn failpoint(name: &str) {
     #[cfg(feature = "failpoints")]
-    if std::env::var("PGCDC_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
+    {
+        static PASSED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let Ok(v) = std::env::var("PGCDC_FAILPOINT") else {
+            return;
+        };
+        let (point, nth) = match v.split_once(':') {
+            Some((p, n)) => (p, n.parse::<u32>().unwrap_or(1)),
+            None => (v.as_str(), 1),
+        };
+        if point == name && PASSED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= nth {
+            eprintln!("failpoint {name}: aborting");
+            std::process::abort();
+        }
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;

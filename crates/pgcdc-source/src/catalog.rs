@@ -77,6 +77,8 @@ pub struct Catalog {
     types: HashMap<u32, ResolvedType>,
     policy: ValuePolicy,
     hints: Hints,
+    require_keys: bool,
+    reserved: Vec<String>,
 }
 
 impl Catalog {
@@ -86,7 +88,18 @@ impl Catalog {
             types: HashMap::new(),
             policy,
             hints: Hints::new(),
+            require_keys: false,
+            reserved: Vec::new(),
         }
+    }
+
+    /// Rules every projection must follow: with `require_keys` (updates or deletes are
+    /// published), `include_columns` must keep the replica-identity key; no column may
+    /// be named like one of `reserved` (the metadata columns).
+    pub fn with_rules(mut self, require_keys: bool, reserved: Vec<String>) -> Self {
+        self.require_keys = require_keys;
+        self.reserved = reserved;
+        self
     }
 
     /// Applies column hints on top of the type mapping.
@@ -252,6 +265,31 @@ impl Catalog {
                 ));
             }
         }
+        let is_key = |c: &RelColumn<'_>| {
+            if pk.is_empty() {
+                c.flags & 1 == 1
+            } else {
+                pk.iter().any(|k| k == c.name)
+            }
+        };
+        // Under REPLICA IDENTITY FULL without a primary key the "key" is the whole row:
+        // leaving columns out is the user's choice there.
+        let whole_row = identity == ReplicaIdentity::Full && pk.is_empty();
+        if let (true, false, Some(inc)) = (self.require_keys, whole_row, include) {
+            if let Some(k) = columns
+                .iter()
+                .find(|c| is_key(c) && !inc.iter().any(|i| i == c.name))
+            {
+                return Err(Error::new(
+                    ErrorKind::Setup,
+                    format!(
+                        "source.include_columns.{} leaves out key column {} of {table}; updates and deletes identify rows by it: include it (or publish inserts only)",
+                        table.name,
+                        quote_ident(k.name)
+                    ),
+                ));
+            }
+        }
         let mut out = Vec::new();
         let mut map = Vec::with_capacity(columns.len());
         let mut dims: Option<HashMap<String, i32>> = None;
@@ -259,6 +297,15 @@ impl Catalog {
             if include.is_some_and(|inc| !inc.iter().any(|i| i == c.name)) {
                 map.push(None);
                 continue;
+            }
+            if self.reserved.iter().any(|r| r == c.name) {
+                return Err(Error::new(
+                    ErrorKind::Setup,
+                    format!(
+                        "column {} of {table} has the name of one of pgcdc's metadata columns; exclude it with source.include_columns or choose the other destination.naming",
+                        quote_ident(c.name)
+                    ),
+                ));
             }
             let t = self.resolve(client, c.type_oid).await?;
             let typmod = if c.typmod >= 0 {
@@ -291,11 +338,7 @@ impl Catalog {
                 }
                 None => (natural, false),
             };
-            let key = if pk.is_empty() {
-                c.flags & 1 == 1
-            } else {
-                pk.iter().any(|k| k == c.name)
-            };
+            let key = is_key(c);
             map.push(Some(out.len()));
             out.push(Column {
                 name: c.name.to_string(),

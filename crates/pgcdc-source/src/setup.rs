@@ -222,7 +222,7 @@ async fn check_tables(client: &Client, spec: &SetupSpec) -> Result<()> {
             return Err(Error::new(
                 ErrorKind::Setup,
                 format!(
-                    "table(s) {} have no replica identity (no primary key), so PostgreSQL would reject their UPDATEs and DELETEs once published; add a primary key, or run ALTER TABLE ... REPLICA IDENTITY FULL, or set source.publish = \"insert\"",
+                    "table(s) {} have no replica identity (REPLICA IDENTITY NOTHING, or DEFAULT without a primary key), so PostgreSQL would reject their UPDATEs and DELETEs once published; add a primary key (and ALTER TABLE ... REPLICA IDENTITY DEFAULT), or run ALTER TABLE ... REPLICA IDENTITY FULL, or set source.publish = \"insert\"",
                     keyless.join(", ")
                 ),
             ));

@@ -126,12 +126,43 @@ pub fn plan_chunks(pages: u32, pages_per_chunk: u32, partitioned: bool) -> Vec<C
     out
 }
 
+/// How the snapshot selects one column in its binary COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAs {
+    /// As is: the type's binary (send) format, decoded by `ColumnBuilder::append_binary`.
+    Binary,
+    /// `::text`, for types whose cast to text is their output function (text, varchar,
+    /// name, json, jsonb, numeric).
+    Cast,
+    /// `format('%s', c)`: exactly the type's output function, as pgoutput sends it. A
+    /// plain `::text` is not that for every type: `char(n)::text` drops the padding,
+    /// `inet::text` adds the mask.
+    Output,
+}
+
+impl ReadAs {
+    /// The read for a replicated column.
+    pub fn of(column: &pgcdc_core::Column) -> ReadAs {
+        use pgcdc_core::types::oid;
+        if !column.hinted && crate::values::ColumnBuilder::binary_kind(&column.kind) {
+            ReadAs::Binary
+        } else if matches!(
+            column.type_oid,
+            oid::TEXT | oid::VARCHAR | oid::NAME | oid::JSON | oid::JSONB | oid::NUMERIC
+        ) {
+            ReadAs::Cast
+        } else {
+            ReadAs::Output
+        }
+    }
+}
+
 /// The binary COPY statement for one chunk of `table`. Each column is `(name, binary)`:
 /// columns whose kind has no binary reader are selected as `::text` (their binary form
 /// is then their text, byte for byte).
 pub fn copy_statement(
     table: &TableName,
-    columns: &[(&str, bool)],
+    columns: &[(&str, ReadAs)],
     chunk: Chunk,
     partitioned: bool,
 ) -> String {
@@ -140,11 +171,14 @@ pub fn copy_statement(
     } else {
         columns
             .iter()
-            .map(|(c, binary)| {
-                if *binary {
-                    quote_ident(c)
-                } else {
-                    format!("{}::text", quote_ident(c))
+            .map(|(c, read)| {
+                let c = quote_ident(c);
+                match read {
+                    ReadAs::Binary => c,
+                    ReadAs::Cast => format!("{c}::text"),
+                    ReadAs::Output => {
+                        format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
+                    }
                 }
             })
             .collect::<Vec<_>>()
@@ -315,7 +349,7 @@ mod tests {
         assert_eq!(plan_chunks(25, 10, true).len(), 1);
         let t = TableName::new("s", "t\"x");
         assert_eq!(
-            copy_statement(&t, &[("a", true), ("b", false)], Chunk { lo: 10, hi: Some(20) }, false),
+            copy_statement(&t, &[("a", ReadAs::Binary), ("b", ReadAs::Cast)], Chunk { lo: 10, hi: Some(20) }, false),
             "COPY (SELECT \"a\", \"b\"::text FROM \"s\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) TO STDOUT (FORMAT binary)"
         );
     }

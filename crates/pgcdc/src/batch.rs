@@ -148,7 +148,11 @@ impl TableBuffer {
                             .columns
                             .get(target)
                             .map_or("?", |c| c.name.as_str());
-                        anyhow!("column {col} of {}: {e}", self.schema.table)
+                        anyhow!(
+                            "column {col} of {}: {e} (a column hint [columns.{}.{col}] data_type = \"text\" keeps such values as their exact text)",
+                            self.schema.table,
+                            self.schema.table.name
+                        )
                     })?;
                 }
             }

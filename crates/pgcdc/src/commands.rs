@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use pgcdc_core::{Checkpoint, SourceIdentity, TableName};
 use pgcdc_sink::files::FilesDestination;
 use pgcdc_sink::Destination;
-use pgcdc_source::catalog::Catalog;
 use pgcdc_source::connect::{connect_sql, describe};
 use pgcdc_source::setup::{self, SetupSpec};
 
@@ -148,20 +147,12 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Applies `include_columns` and the column hints to every table they name now, so that a
-/// wrong table or column name is an error before the publication or slot changes.
+/// Projects every configured table now, as the stream and the snapshot will (column
+/// hints, `include_columns`, keys, metadata names), so that a wrong table or column name
+/// is an error before the publication or slot changes.
 async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()> {
-    if cfg.source.include_columns.is_empty() && cfg.columns.is_empty() {
-        return Ok(());
-    }
     let tables = configured_tables(cfg, sql).await?;
-    let named: std::collections::BTreeSet<&String> = cfg
-        .columns
-        .keys()
-        .chain(cfg.source.include_columns.keys())
-        .collect();
-    let mut catalog = Catalog::new(cfg.types).with_hints(cfg.columns.clone());
-    for name in named {
+    for name in cfg.columns.keys().chain(cfg.source.include_columns.keys()) {
         if !tables.contains(name) {
             bail!(
                 "include_columns / columns name table {} which is not replicated (source.tables, schema {})",
@@ -169,6 +160,9 @@ async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()>
                 pgcdc_core::quote_ident(&cfg.source.schema)
             );
         }
+    }
+    let mut catalog = cfg.catalog();
+    for name in &tables {
         let table = TableName::new(cfg.source.schema.clone(), name.clone());
         let desc = pgcdc_source::snapshot::describe_table(sql, &table).await?;
         let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
@@ -213,6 +207,27 @@ async fn take_snapshot(
     if wanted.is_empty() && pending.is_empty() {
         return Ok(None);
     }
+    // Nobody else may write to the destination meanwhile: a running `pgcdc run` would
+    // have its newer checkpoint overwritten by ours. A slot this init just created is
+    // held by our own connection; any other must be idle.
+    if exported.is_none() {
+        if let Some(info) = setup::slot_info(sql, &cfg.source.slot).await? {
+            if info.active {
+                bail!(
+                    "slot {} is in use (PID {}): a `pgcdc run` is probably running; stop it, then rerun this snapshot (it must not write to the destination at the same time)",
+                    cfg.source.slot,
+                    info.active_pid.map_or_else(|| "?".into(), |p| p.to_string())
+                );
+            }
+        }
+    }
+    // Files of an interrupted attempt that never committed go first: their chunks are
+    // still pending and will be read again.
+    let committed = dest
+        .open()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the destination checkpoint disappeared"))?;
+    *checkpoint = committed.checkpoint;
     if let Some(name) = exported {
         return Ok(Some(
             crate::snapshot::run(cfg, dest, sql, checkpoint, name, lsn, wanted).await?,

@@ -272,6 +272,19 @@ pub struct LoadOptions {
 }
 
 impl Config {
+    /// The catalog projection every path (stream, snapshot, init's checks) applies: the
+    /// type policies, column hints, keys kept when updates/deletes are published, and
+    /// the metadata column names reserved.
+    pub fn catalog(&self) -> pgcdc_source::catalog::Catalog {
+        let p = self.source.publish;
+        pgcdc_source::catalog::Catalog::new(self.types)
+            .with_hints(self.columns.clone())
+            .with_rules(
+                p.update || p.delete,
+                self.meta.names().iter().map(|n| n.to_string()).collect(),
+            )
+    }
+
     /// Every secret of the configuration (database password, object-storage keys), for
     /// [`redact`]ing messages.
     pub fn secrets(&self) -> Vec<String> {

@@ -258,7 +258,7 @@ async fn session(
         cfg,
         dest,
         sql,
-        catalog: Catalog::new(cfg.types).with_hints(cfg.columns.clone()),
+        catalog: cfg.catalog(),
         relations: HashMap::new(),
         buffers: BTreeMap::new(),
         checkpoint: reopened.checkpoint,
@@ -559,18 +559,6 @@ impl Session<'_> {
             )
             .await?;
         let schema = Arc::new(projection.schema.clone());
-        let meta_names = self.cfg.meta.names();
-        if let Some(c) = schema
-            .columns
-            .iter()
-            .find(|c| meta_names.contains(&c.name.as_str()))
-        {
-            bail!(
-                "column {} of {} has the name of one of pgcdc's metadata columns; exclude it with source.include_columns or choose the other destination.naming",
-                pgcdc_core::quote_ident(&c.name),
-                schema.table
-            );
-        }
         let key = schema.table.name.clone();
         // A changed schema closes the table's current rows under the old one.
         if self.buffers.get(&key).is_some_and(|b| *b.schema != *schema) {

@@ -27,9 +27,7 @@ use tokio::sync::mpsc;
 
 use pgcdc_core::{Checkpoint, Lsn, Op, TableName, TableSchema};
 use pgcdc_sink::Destination;
-use pgcdc_source::catalog::Catalog;
 use pgcdc_source::snapshot::{self as snap, Chunk, CopyBinary};
-use pgcdc_source::values::ColumnBuilder;
 
 use crate::batch::{Cell, RowMeta, TableBuffer};
 use crate::config::Config;
@@ -190,7 +188,7 @@ pub async fn run(
     tables: &[String],
 ) -> Result<SnapshotSummary> {
     let mut progress = Progress::of(checkpoint)?;
-    let mut catalog = Catalog::new(cfg.types).with_hints(cfg.columns.clone());
+    let mut catalog = cfg.catalog();
     let pages_per_chunk = u32::try_from((cfg.snapshot.chunk_mb << 20) / 8192)
         .unwrap_or(u32::MAX)
         .max(1);
@@ -258,16 +256,11 @@ pub async fn run(
             // Asked for again (e.g. re-added): start over.
             entry.done.clear();
         }
-        let columns: Vec<(&str, bool)> = projection
+        let columns: Vec<(&str, snap::ReadAs)> = projection
             .schema
             .columns
             .iter()
-            .map(|c| {
-                (
-                    c.name.as_str(),
-                    (!c.hinted && ColumnBuilder::binary_kind(&c.kind)),
-                )
-            })
+            .map(|c| (c.name.as_str(), snap::ReadAs::of(c)))
             .collect();
         for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
             if !entry.done.contains(&i) {
@@ -458,7 +451,7 @@ async fn read_chunk(
         .schema
         .columns
         .iter()
-        .map(|c| !c.hinted && ColumnBuilder::binary_kind(&c.kind))
+        .map(|c| snap::ReadAs::of(c) == snap::ReadAs::Binary)
         .collect();
     let mut batches = Vec::new();
     let mut rows = 0u64;

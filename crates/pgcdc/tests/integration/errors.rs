@@ -148,3 +148,52 @@ fn a_slot_advanced_behind_pgcdcs_back_is_an_error_not_a_gap() {
     env.sql("INSERT INTO t VALUES (2);");
     pgcdc_ok(&env, &["run"]);
 }
+
+#[test]
+fn column_choices_that_break_replay_are_refused_at_init() {
+    let env = TestEnv::new("column_rules");
+    env.sql(
+        "CREATE TABLE ic (id int PRIMARY KEY, v int, w int);
+         CREATE TABLE meta (id int PRIMARY KEY, _pgcdc_op text); INSERT INTO meta VALUES (1, 'x');",
+    );
+    // Deletes carry only the key: leaving it out would make them unreplayable.
+    configure(
+        &env,
+        Some(&["ic"]),
+        "include_columns = { ic = [\"v\"] }\n",
+        "",
+    );
+    let e = pgcdc_err(&env, &["init"]);
+    assert!(
+        e.contains("include_columns.ic") && e.contains("\"id\""),
+        "{e}"
+    );
+    let slots = env.sql(&format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+        env.slot
+    ));
+    assert_eq!(slots.trim(), "0", "init created a slot before refusing");
+    // An insert-only publication needs no key.
+    configure(
+        &env,
+        Some(&["ic"]),
+        "publish = \"insert\"\ninclude_columns = { ic = [\"v\"] }\n",
+        "",
+    );
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    pgcdc_ok(&env, &["drop", "--yes"]);
+
+    // A source column named like a metadata column: refused before a file is written.
+    configure(&env, Some(&["meta"]), "", "");
+    let e = pgcdc_err(&env, &["init"]);
+    assert!(e.contains("_pgcdc_op") && e.contains("metadata"), "{e}");
+    assert!(!env.lake_dir().join("ds").join("meta").exists());
+    // The fix the message names works.
+    configure(
+        &env,
+        Some(&["meta"]),
+        "include_columns = { meta = [\"id\"] }\n",
+        "",
+    );
+    pgcdc_ok(&env, &["init"]);
+}

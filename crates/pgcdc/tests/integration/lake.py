@@ -24,8 +24,9 @@ timestamptz. JSONL files carry no types: their JSON values are rendered from the
 is null (arrow-json omits nulls).
 
 replay: `snapshot`/`insert`/`update` upsert by key, keeping the previous value of the
-columns named in the row's `_pgcdc_toast_unchanged`; `delete` removes the key; `truncate`
-empties the table. Output rows are in first-insert order.
+columns named in the row's `_pgcdc_toast_unchanged` (for an update at the LSN of the
+delete just before it — a key change — the previous values are the deleted row's);
+`delete` removes the key; `truncate` empties the table. Output rows are in first-insert order.
 """
 import argparse
 import decimal
@@ -334,19 +335,22 @@ def load(directory):
 
 def replay(rows, key, columns):
     state = {}
+    moved = None  # (lsn, row) of the last delete: an update at its LSN moved that row
     for r in rows:
         op = r.get("_pgcdc_op")
+        lsn = r.get("_pgcdc_lsn", r.get("lsn"))
         if op == "truncate":
             state.clear()
             continue
         k = tuple(r.get(c) for c in key)
         if op == "delete":
-            state.pop(k, None)
+            moved = (lsn, state.pop(k, {}))
             continue
         if op not in ("snapshot", "insert", "update"):
             sys.exit("lake.py: unknown _pgcdc_op %r in %r" % (op, r))
         unchanged = set(r.get("_pgcdc_toast_unchanged") or [])
-        prev = state.get(k, {})
+        # A key-changing update keeps the unchanged values of the row it moved.
+        prev = moved[1] if op == "update" and moved is not None and moved[0] == lsn else state.get(k, {})
         state[k] = {c: (prev.get(c) if c in unchanged else r.get(c)) for c in columns}
     return [[s[c] for c in columns] for s in state.values()]
 

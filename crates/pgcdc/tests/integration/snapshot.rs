@@ -166,6 +166,70 @@ fn a_killed_snapshot_resumes_without_rereading_finished_chunks() {
 }
 
 #[test]
+fn a_snapshot_killed_between_chunk_files_and_commit_lands_each_row_once() {
+    let env = TestEnv::new("snapshot_orphans");
+    env.sql(MIXED);
+    configure(
+        &env,
+        Some(&["mixed"]),
+        "",
+        "[snapshot]\nworkers = 1\nchunk_mb = 1\n",
+    );
+    // The 1st commit records the plan, the 2nd the first chunk; die in the 3rd, after its
+    // data files and before its manifest.
+    let out = env.pgcdc_with_env(
+        &["init"],
+        &[("PGCDC_FAILPOINT", "files.after_data_files:3")],
+    );
+    assert!(!out.status.success(), "the failpoint did not fire");
+    pgcdc_ok(&env, &["init"]);
+    let snap: Vec<_> = changelog(&env, "mixed")
+        .into_iter()
+        .filter(|r| r["_pgcdc_op"] == "snapshot")
+        .collect();
+    let ids: std::collections::HashSet<_> = snap.iter().map(|r| r["id"].to_string()).collect();
+    assert_eq!(ids.len(), snap.len(), "a snapshot row landed twice");
+    assert_eq!(snap.len(), 20002);
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "mixed", &["id"], &MIXED_COLS);
+}
+
+#[test]
+fn a_snapshot_is_refused_while_a_run_holds_the_slot() {
+    let env = TestEnv::new("snapshot_busy");
+    env.sql("CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 100);");
+    configure(&env, Some(&["a"]), "", "[batch]\nflush_interval_ms = 100\n");
+    pgcdc_ok(&env, &["init"]);
+    let mut follow = env.spawn_pgcdc(&["run", "--follow"]);
+    let started = std::time::Instant::now();
+    while env
+        .sql(&format!(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ))
+        .trim()
+        != "t"
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "run --follow never took the slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let err = pgcdc_err(&env, &["snapshot", "--table", "a"]);
+    assert!(err.contains("in use") && err.contains("pgcdc run"), "{err}");
+    env.sql("INSERT INTO a VALUES (1000);");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &follow.id().to_string()])
+        .status();
+    assert!(follow.wait().unwrap().success());
+    pgcdc_ok(&env, &["run"]);
+    pgcdc_ok(&env, &["snapshot", "--table", "a"]);
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "a", &["id"], &["id"]);
+}
+
+#[test]
 fn a_table_added_later_arrives_with_its_earlier_rows() {
     let env = TestEnv::new("snapshot_added");
     env.sql("CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
