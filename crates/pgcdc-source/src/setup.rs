@@ -384,6 +384,44 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
     }))
 }
 
+/// What is worrying about a slot's health, as sentences that say what to do: WAL retained
+/// past `max_retained_bytes` (0 = no limit), WAL about to be removed (`unreserved`), WAL
+/// already removed (`lost`).
+pub fn slot_warnings(slot: &str, info: &SlotInfo, max_retained_bytes: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let retained = info.retained_bytes.unwrap_or(0).max(0) as u64;
+    if max_retained_bytes > 0 && retained > max_retained_bytes {
+        out.push(format!(
+            "slot {slot} retains {} MiB of WAL on the server (more than source.max_retained_wal_mb = {}): run pgcdc more often or keep `run --follow` going; if this pipeline is retired, `pgcdc drop --yes` frees it",
+            retained >> 20,
+            max_retained_bytes >> 20
+        ));
+    }
+    match info.wal_status.as_deref() {
+        Some("unreserved") => out.push(format!(
+            "slot {slot} is about to lose WAL it still needs (wal_status = 'unreserved': past max_slot_wal_keep_size): run pgcdc now, or raise max_slot_wal_keep_size"
+        )),
+        Some("lost") => out.push(format!(
+            "slot {slot} is invalidated (wal_status = 'lost'): changes were lost; recover with `pgcdc init --reset`"
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// Writes a heartbeat into the WAL (a non-transactional logical message), so that a slot
+/// on an otherwise idle database still sees its position move.
+pub async fn heartbeat(client: &Client) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'pgcdc_heartbeat', '')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::from_pg("writing the heartbeat (pg_logical_emit_message)", e))?;
+    Ok(())
+}
+
 /// Checks that an existing slot is one pgcdc can stream from.
 pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<()> {
     if info.plugin.as_deref() != Some("pgoutput") {

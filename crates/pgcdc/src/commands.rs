@@ -424,7 +424,11 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     let tables = setup::published_tables(&sql, &cfg.source.publication).await?;
     let mut dest = destination(cfg)?;
     let committed = dest.read_committed().await?;
+    let warnings = slot.as_ref().map_or_else(Vec::new, |s| {
+        setup::slot_warnings(&cfg.source.slot, s, cfg.source.max_retained_wal_bytes)
+    });
     let value = serde_json::json!({
+        "warnings": warnings,
         "source": describe(&cfg.source.pg),
         "config": cfg.origin,
         "slot": slot.as_ref().map(|s| serde_json::json!({
@@ -482,6 +486,9 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
                 c.checkpoint.committed_at,
                 dest.describe()
             ),
+        }
+        for w in &warnings {
+            println!("warning       {w}");
         }
         println!(
             "publication   {}: {}",

@@ -79,6 +79,8 @@ struct RawSource {
     tables: Option<Vec<String>>,
     publish: String,
     include_columns: BTreeMap<String, Vec<String>>,
+    max_retained_wal_mb: u64,
+    heartbeat_interval_s: u64,
 }
 
 impl Default for RawSource {
@@ -91,6 +93,8 @@ impl Default for RawSource {
             tables: None,
             publish: "insert, update, delete, truncate".into(),
             include_columns: BTreeMap::new(),
+            max_retained_wal_mb: 1024,
+            heartbeat_interval_s: 0,
         }
     }
 }
@@ -212,6 +216,10 @@ pub struct SourceConfig {
     pub publish: Publish,
     /// Per-table column allow-lists.
     pub include_columns: BTreeMap<String, Vec<String>>,
+    /// Warn when the slot retains more WAL than this (bytes; 0 = never).
+    pub max_retained_wal_bytes: u64,
+    /// `run --follow`: write a heartbeat into the WAL this often (None = never).
+    pub heartbeat_interval: Option<Duration>,
 }
 
 /// Batching of the run loop.
@@ -457,6 +465,9 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             tables: s.tables,
             publish: Publish::parse(&s.publish)?,
             include_columns: s.include_columns,
+            max_retained_wal_bytes: s.max_retained_wal_mb.saturating_mul(1 << 20),
+            heartbeat_interval: (s.heartbeat_interval_s > 0)
+                .then(|| Duration::from_secs(s.heartbeat_interval_s)),
         },
         destination: files,
         meta: MetaColumns::preset(d.naming),

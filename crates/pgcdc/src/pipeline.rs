@@ -212,6 +212,9 @@ async fn session(
         .await?
         .ok_or_else(|| anyhow!("replication slot {slot} does not exist; run `pgcdc init` (or `pgcdc init --reset` if it was dropped)"))?;
     setup::check_slot(slot, &info, &committed.checkpoint.source.database)?;
+    for w in setup::slot_warnings(slot, &info, cfg.source.max_retained_wal_bytes) {
+        tracing::warn!("{w}");
+    }
     let start = committed.checkpoint.lsn;
     if let Some(confirmed) = info.confirmed_flush_lsn {
         if confirmed > start {
@@ -326,6 +329,8 @@ fn explain_start_error(
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// `--follow`: how often the slot's health is read (and warned about).
+const SLOT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 const IDLE_PROBE: Duration = Duration::from_millis(500);
 const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -340,6 +345,8 @@ impl Session<'_> {
         let mut decoder = pgoutput::Decoder::new(*decode);
         let mut last_status = Instant::now();
         let mut last_advance = Instant::now();
+        let mut last_slot_check = Instant::now();
+        let mut last_heartbeat = Instant::now();
         let mut stop_requested_at: Option<Instant> = None;
         loop {
             let stopping = opts.stop.load(Ordering::SeqCst);
@@ -370,6 +377,18 @@ impl Session<'_> {
             if last_status.elapsed() >= STATUS_INTERVAL {
                 self.send_status(stream, false).await?;
                 last_status = Instant::now();
+            }
+            if opts.follow {
+                if last_slot_check.elapsed() >= SLOT_CHECK_INTERVAL {
+                    self.warn_about_slot().await;
+                    last_slot_check = Instant::now();
+                }
+                if let Some(every) = self.cfg.source.heartbeat_interval {
+                    if last_heartbeat.elapsed() >= every {
+                        setup::heartbeat(self.sql).await?;
+                        last_heartbeat = Instant::now();
+                    }
+                }
             }
             let msg = match tokio::time::timeout(IDLE_PROBE, stream.next_message()).await {
                 Err(_) => {
@@ -428,6 +447,20 @@ impl Session<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Logs what is worrying about the slot (retained WAL, wal_status); never fails the run.
+    async fn warn_about_slot(&self) {
+        let slot = &self.cfg.source.slot;
+        match setup::slot_info(self.sql, slot).await {
+            Ok(Some(info)) => {
+                for w in setup::slot_warnings(slot, &info, self.cfg.source.max_retained_wal_bytes) {
+                    tracing::warn!("{w}");
+                }
+            }
+            Ok(None) => tracing::warn!("slot {slot} no longer exists"),
+            Err(e) => tracing::debug!(error = %e, "could not read the slot's health"),
         }
     }
 

@@ -363,3 +363,50 @@ fn follow_mode_serves_prometheus_metrics() {
     assert!(child.wait().unwrap().success());
     assert_replay_equals_source(&env, "t", &["id"], &["id", "v"]);
 }
+
+#[test]
+fn status_warns_about_retained_wal_and_heartbeats_move_an_idle_slot() {
+    let env = TestEnv::new("slot_health");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id int, pad text);");
+    configure(
+        &env,
+        Some(&["t"]),
+        "max_retained_wal_mb = 1\nheartbeat_interval_s = 1\n",
+        "[batch]\nflush_interval_ms = 200\n",
+    );
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    // 2+ MiB of WAL from a table outside the publication, with nobody consuming (the
+    // shared test server's other tests add theirs: no "before" assertion is possible).
+    env.sql("INSERT INTO other SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;");
+    let out = pgcdc_ok(&env, &["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let w = s["warnings"][0].as_str().unwrap_or_default().to_string();
+    assert!(
+        w.contains("retains") && w.contains("max_retained_wal_mb"),
+        "{out}"
+    );
+    let text = pgcdc_ok(&env, &["status"]);
+    assert!(text.contains("warning"), "{text}");
+    // Follow mode on a quiet database: the heartbeats' WAL reaches pgcdc and is confirmed.
+    let mut child = env.spawn_pgcdc(&["run", "--follow"]);
+    let mark = env
+        .sql("SELECT (pg_current_wal_lsn() - '0/0')::text")
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    wait_for(
+        "the slot to move past the heartbeats",
+        Duration::from_secs(60),
+        || {
+            let confirmed = env.sql(&format!(
+            "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ));
+            confirmed.trim().parse::<u64>().unwrap_or(0) > mark
+        },
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}

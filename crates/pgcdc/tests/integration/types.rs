@@ -246,14 +246,20 @@ fn text_typed_values_are_the_same_in_the_snapshot_and_the_stream() {
     // Types kept as text: the snapshot must produce exactly what pgoutput sends (each
     // type's output function), or a delete or update of a snapshot row misses it.
     let env = TestEnv::new("text_types");
-    env.sql(
-        "CREATE TABLE tt (code char(4) PRIMARY KEY, ip inet, net cidr, mac macaddr, x xml, m money,
+    // Some builds (the PostgreSQL 18 wheel) have no libxml: x is then plain text.
+    let xml = if env.try_sql("SELECT '<r/>'::xml").is_ok() {
+        "xml"
+    } else {
+        "text"
+    };
+    env.sql(&format!(
+        "CREATE TABLE tt (code char(4) PRIMARY KEY, ip inet, net cidr, mac macaddr, x {xml}, m money,
                           tz timetz, b bit(4), vb varbit, ts tsvector, p point, r int4range, v int);
          INSERT INTO tt VALUES
            ('ab', '10.0.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', '<?xml version=\"1.0\"?><r/>', 12.5,
             '04:05:06+02', B'1010', B'1', 'a fat cat', '(1,2)', '[1,5)', 1),
-           ('cd', '::1', '2001:db8::/32', NULL, '<r a=\"1\"/>', -1, '23:59:59.5-07:30', B'0000', B'', '', '(0,-0.5)', 'empty', 1);",
-    );
+           ('cd', '::1', '2001:db8::/32', NULL, '<r a=\"1\"/>', -1, '23:59:59.5-07:30', B'0000', B'', '', '(0,-0.5)', 'empty', 1);"
+    ));
     let cols = [
         "code", "ip", "net", "mac", "x", "m", "tz", "b", "vb", "ts", "p", "r", "v",
     ];
