@@ -1,23 +1,43 @@
 //! Ordinary SQL connections (catalog queries, setup, status): tokio-postgres, with errors
-//! that say what to fix. Replication connections are in [`crate::wire`].
+//! that say what to fix, over TLS as [`crate::tls`] decides. Replication connections are
+//! in [`crate::wire`].
 
+use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::tls::{SslMode, TlsOptions};
 
 /// Opens a SQL connection and drives it on a background task.
-pub async fn connect_sql(config: &tokio_postgres::Config) -> Result<Client> {
-    match config.connect(NoTls).await {
-        Ok((client, conn)) => {
+pub async fn connect_sql(config: &tokio_postgres::Config, tls: &TlsOptions) -> Result<Client> {
+    let mut config = config.clone();
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Prefer => PgSslMode::Prefer,
+        _ => PgSslMode::Require,
+    });
+    let connected = match tls.client_config()? {
+        None => config.connect(NoTls).await.map(|(client, conn)| {
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "SQL connection ended");
                 }
             });
-            Ok(client)
+            client
+        }),
+        Some(rustls) => {
+            let make = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
+            config.connect(make).await.map(|(client, conn)| {
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "SQL connection ended");
+                    }
+                });
+                client
+            })
         }
-        Err(e) => Err(explain_connect_error(config, e)),
-    }
+    };
+    connected.map_err(|e| explain_connect_error(&config, e))
 }
 
 /// A clear message for a failed connection: where, and what to check.
@@ -72,8 +92,9 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 /// Opens a replication connection and identifies the server (system id, timeline).
 pub async fn connect_replication(
     config: &tokio_postgres::Config,
+    tls: &TlsOptions,
 ) -> Result<(crate::wire::ReplicationConnection, crate::wire::SystemInfo)> {
-    let mut repl = crate::wire::ReplicationConnection::connect(config).await?;
+    let mut repl = crate::wire::ReplicationConnection::connect(config, tls).await?;
     let system = repl.identify_system().await?;
     Ok((repl, system))
 }

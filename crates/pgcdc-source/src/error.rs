@@ -100,6 +100,7 @@ impl From<crate::wire::WireError> for Error {
         let kind = match &e {
             crate::wire::WireError::Io(_) => ErrorKind::Connection,
             crate::wire::WireError::Auth(_) => ErrorKind::Auth,
+            crate::wire::WireError::Tls(_) => ErrorKind::Setup,
             crate::wire::WireError::Server { code, .. } => match code.as_str() {
                 "42501" => ErrorKind::Privilege,
                 "28000" | "28P01" => ErrorKind::Auth,

@@ -9,12 +9,14 @@
 //! - [`snapshot`]: exported-snapshot reads: chunk plans, COPY statements, COPY text parsing.
 //! - [`catalog`]: resolves relation columns to value kinds (domains, enums, keys).
 //! - [`values`]: PostgreSQL wire values (text form) into Arrow builders.
+//! - [`tls`]: TLS (rustls) with libpq's sslmode semantics, for both kinds of connection.
 pub mod catalog;
 pub mod connect;
 mod error;
 pub mod pgoutput;
 pub mod setup;
 pub mod snapshot;
+pub mod tls;
 pub mod values;
 pub mod wire;
 

@@ -1,7 +1,8 @@
 //! A small PostgreSQL replication-protocol session (`replication=database`).
 //!
 //! tokio-postgres does not speak the replication protocol, so this module does: TCP or
-//! Unix-socket connect, the startup packet (with the session settings the walsender's
+//! Unix-socket connect, TLS negotiation (SSLRequest, then rustls, per [`crate::tls`]),
+//! the startup packet (with the session settings the walsender's
 //! output functions use: UTF8, ISO dates, UTC, hex bytea, shortest exact floats),
 //! authentication (trust, cleartext, MD5, SCRAM-SHA-256 via `postgres-protocol`), simple
 //! queries for replication commands, and the CopyBoth stream of START_REPLICATION.
@@ -16,7 +17,9 @@ use pgcdc_core::{quote_ident, quote_literal, Lsn};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
+
+use crate::tls::{SslMode, TlsOptions};
 
 /// Errors of a replication session.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +46,9 @@ pub enum WireError {
     /// The server sent something unexpected.
     #[error("protocol: {0}")]
     Protocol(String),
-    /// TLS was required but is not supported yet.
-    #[error("sslmode=require is not supported yet by pgcdc's replication connection; use sslmode=prefer or disable")]
-    Tls,
+    /// TLS could not be set up or was refused (what to fix is in the message).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 type Result<T, E = WireError> = std::result::Result<T, E>;
@@ -106,10 +109,11 @@ struct Frame {
 
 impl ReplicationConnection {
     /// Connects and authenticates, trying each host of `config` in turn.
-    pub async fn connect(config: &tokio_postgres::Config) -> Result<Self> {
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(WireError::Tls);
-        }
+    pub async fn connect(config: &tokio_postgres::Config, tls: &TlsOptions) -> Result<Self> {
+        let rustls = tls
+            .client_config()
+            .map_err(|e| WireError::Tls(e.to_string()))?
+            .map(std::sync::Arc::new);
         let hosts = config.get_hosts();
         let ports = config.get_ports();
         let timeout = config
@@ -123,7 +127,8 @@ impl ReplicationConnection {
                 .or_else(|| ports.first())
                 .copied()
                 .unwrap_or(5432);
-            match tokio::time::timeout(timeout, open(host, port)).await {
+            let attempt = open(host, port, tls.mode, rustls.as_ref());
+            match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(io)) => return Self::startup(io, config).await,
                 Ok(Err(e)) => last = Some(e),
                 Err(_) => {
@@ -480,15 +485,48 @@ impl ReplicationStream {
     }
 }
 
-async fn open(host: &Host, port: u16) -> Result<Box<dyn Stream>> {
+async fn open(
+    host: &Host,
+    port: u16,
+    mode: SslMode,
+    rustls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Stream>> {
     match host {
         Host::Tcp(h) => {
-            let s = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
+            let mut s = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
             s.set_nodelay(true)?;
-            Ok(Box::new(s))
+            let Some(rustls) = rustls else {
+                return Ok(Box::new(s));
+            };
+            // SSLRequest: length 8, code 80877103; the server answers one byte.
+            s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+            let mut answer = [0u8; 1];
+            s.read_exact(&mut answer).await?;
+            match answer[0] {
+                b'S' => {
+                    let name = crate::tls::server_name(h)
+                        .map_err(|e| WireError::Tls(e.to_string()))?;
+                    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(rustls));
+                    let tls = connector.connect(name, s).await.map_err(|e| {
+                        WireError::Tls(format!(
+                            "handshake with {h}:{port} failed: {e}; check sslmode and sslrootcert in source.url"
+                        ))
+                    })?;
+                    Ok(Box::new(tls))
+                }
+                b'N' if !mode.required() => Ok(Box::new(s)),
+                b'N' => Err(WireError::Tls(format!(
+                    "the server at {h}:{port} does not accept TLS connections, and sslmode requires TLS; enable ssl on the server or lower sslmode"
+                ))),
+                other => Err(WireError::Protocol(format!(
+                    "unexpected answer {other:#04x} to the TLS request"
+                ))),
+            }
         }
         #[cfg(unix)]
         Host::Unix(dir) => {
+            // As libpq: no TLS over a Unix socket.
+            let _ = (mode, rustls);
             let path = dir.join(format!(".s.PGSQL.{port}"));
             Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
         }

@@ -55,7 +55,7 @@ fn spec(cfg: &Config) -> SetupSpec {
 }
 
 async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> {
-    let sql = connect_sql(&cfg.source.pg).await?;
+    let sql = connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     // Reach the destination before anything is created or dropped at the source: a wrong
     // URL, bucket or credentials fail here, with nothing to clean up.
     let mut dest = destination(cfg)?;
@@ -72,7 +72,8 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
     check_columns(cfg, &sql).await?;
     let added = setup::ensure_publication(&sql, &spec, &info).await?;
-    let (mut repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
+    let (mut repl, system) =
+        pgcdc_source::connect::connect_replication(&cfg.source.pg, &cfg.source.tls).await?;
     let (lsn, created, exported) = match &existing {
         Some(s) => {
             setup::check_slot(slot, s, &info.database)?;
@@ -233,7 +234,8 @@ async fn take_snapshot(
             crate::snapshot::run(cfg, dest, sql, checkpoint, name, lsn, wanted).await?,
         ));
     }
-    let (mut repl, _) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
+    let (mut repl, _) =
+        pgcdc_source::connect::connect_replication(&cfg.source.pg, &cfg.source.tls).await?;
     let base: String = cfg.source.slot.chars().take(40).collect();
     let temp = format!("{base}_snap_{}", std::process::id());
     let created = setup::create_slot(&mut repl, &temp, true, true).await?;
@@ -303,7 +305,7 @@ fn print_init(
 }
 
 async fn snapshot_tables(cfg: &Config, tables: Vec<String>) -> Result<ExitCode> {
-    let sql = connect_sql(&cfg.source.pg).await?;
+    let sql = connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     let mut dest = destination(cfg)?;
     let mut checkpoint = dest
         .read_committed()
@@ -419,7 +421,7 @@ fn print_summary(cfg: &Config, s: &RunSummary) {
 }
 
 async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
-    let sql = connect_sql(&cfg.source.pg).await?;
+    let sql = connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     let slot = setup::slot_info(&sql, &cfg.source.slot).await?;
     let tables = setup::published_tables(&sql, &cfg.source.publication).await?;
     let mut dest = destination(cfg)?;
@@ -515,7 +517,7 @@ async fn drop_all(cfg: &Config, yes: bool) -> Result<ExitCode> {
             cfg.source.publication
         );
     }
-    let sql = connect_sql(&cfg.source.pg).await?;
+    let sql = connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     let (slot, publication) =
         setup::drop_all(&sql, &cfg.source.slot, &cfg.source.publication).await?;
     println!(

@@ -24,6 +24,7 @@ use pgcdc_core::{MetaColumns, MetaPreset, ValuePolicy};
 use pgcdc_sink::files::{FileFormat, FilesConfig};
 use pgcdc_sink::store::StoreOptions;
 use pgcdc_source::catalog::Hints;
+use pgcdc_source::tls::{SslMode, TlsOptions};
 
 /// The raw document, as written by users. Field docs are the reference for `pgcdc.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +205,8 @@ impl Publish {
 pub struct SourceConfig {
     /// Connection settings (password redacted in Debug).
     pub pg: tokio_postgres::Config,
+    /// TLS: sslmode, root and client certificates.
+    pub tls: TlsOptions,
     /// Replication slot name (lowercase letters, digits, underscore).
     pub slot: String,
     /// Publication name.
@@ -421,7 +424,7 @@ fn apply_env(doc: &mut Table, env: &[(String, String)]) -> Result<()> {
 
 fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<Config> {
     let s = raw.source;
-    let pg = connection_config(s.url.as_deref(), env)?;
+    let (pg, tls) = connection_config(s.url.as_deref(), env)?;
     validate_slot_name(&s.slot)?;
     for (what, v) in [
         ("source.publication", &s.publication),
@@ -459,6 +462,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
     Ok(Config {
         source: SourceConfig {
             pg,
+            tls,
             slot: s.slot,
             publication: s.publication,
             schema: s.schema,
@@ -525,8 +529,42 @@ fn validate_slot_name(slot: &str) -> Result<()> {
 fn connection_config(
     url: Option<&str>,
     env: &[(String, String)],
-) -> Result<tokio_postgres::Config> {
+) -> Result<(tokio_postgres::Config, TlsOptions)> {
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    // libpq's TLS parameters tokio-postgres does not know are taken out first.
+    let (url, mut tls) = match url {
+        Some(u) => {
+            let (rest, tls) = pgcdc_source::tls::split_tls_params(u).map_err(|e| {
+                anyhow!(
+                    "source.url: {}",
+                    redact(
+                        &e.to_string(),
+                        &password_of(u).into_iter().collect::<Vec<_>>()
+                    )
+                )
+            })?;
+            (Some(rest), tls)
+        }
+        None => (None, TlsOptions::default()),
+    };
+    let url = url.as_deref();
+    let in_url = |k: &str| url.is_some_and(|u| u.contains(k));
+    if !in_url("sslmode") {
+        if let Some(m) = get("PGSSLMODE") {
+            tls.mode = SslMode::parse(m).ok_or_else(|| {
+                anyhow!("PGSSLMODE '{m}' is not one of disable, allow, prefer, require, verify-ca, verify-full")
+            })?;
+        }
+    }
+    for (var, slot) in [
+        ("PGSSLROOTCERT", &mut tls.root_cert),
+        ("PGSSLCERT", &mut tls.client_cert),
+        ("PGSSLKEY", &mut tls.client_key),
+    ] {
+        if slot.is_none() {
+            *slot = get(var).map(PathBuf::from);
+        }
+    }
     let mut cfg = match url {
         Some(u) => tokio_postgres::Config::from_str(u).map_err(|e| {
             let secrets = password_of(u).into_iter().collect::<Vec<_>>();
@@ -573,7 +611,7 @@ fn connection_config(
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(10));
     }
-    Ok(cfg)
+    Ok((cfg, tls))
 }
 
 /// The password embedded in a URL, if any (to redact it from messages).

@@ -120,7 +120,7 @@ struct Session<'a> {
 /// Runs the pipeline: one mini-batch (default) or continuously (`follow`).
 pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
-    let sql = pgcdc_source::connect::connect_sql(&cfg.source.pg).await?;
+    let sql = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     let mut summary = RunSummary::default();
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -206,7 +206,8 @@ async fn session(
             pending.join(", ")
         );
     }
-    let (repl, system) = pgcdc_source::connect::connect_replication(&cfg.source.pg).await?;
+    let (repl, system) =
+        pgcdc_source::connect::connect_replication(&cfg.source.pg, &cfg.source.tls).await?;
     check_identity(&committed.checkpoint.source, &system.system_id, slot)?;
     let info = setup::slot_info(sql, slot)
         .await?

@@ -299,7 +299,7 @@ pub async fn run(
     for _ in 0..workers {
         let (queue, plans, tx) = (Arc::clone(&queue), Arc::clone(&plans), tx.clone());
         let (pg, name, meta, policy) = (
-            cfg.source.pg.clone(),
+            (cfg.source.pg.clone(), cfg.source.tls.clone()),
             snapshot_name.to_string(),
             cfg.meta.clone(),
             cfg.types,
@@ -368,7 +368,7 @@ pub async fn run(
 /// One snapshot connection: imports the snapshot, then reads chunks until none are left.
 #[allow(clippy::too_many_arguments)]
 async fn worker(
-    pg: &tokio_postgres::Config,
+    pg: &(tokio_postgres::Config, pgcdc_source::tls::TlsOptions),
     snapshot_name: &str,
     queue: &Mutex<VecDeque<Job>>,
     plans: &[Plan],
@@ -411,10 +411,10 @@ async fn worker(
 
 /// A read-only session with the value formats the parsers expect, inside `snapshot` when given.
 async fn session(
-    pg: &tokio_postgres::Config,
+    pg: &(tokio_postgres::Config, pgcdc_source::tls::TlsOptions),
     snapshot: Option<&str>,
 ) -> Result<tokio_postgres::Client> {
-    let client = pgcdc_source::connect::connect_sql(pg).await?;
+    let client = pgcdc_source::connect::connect_sql(&pg.0, &pg.1).await?;
     client
         .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'")
         .await
@@ -532,7 +532,7 @@ async fn persist_tables(
     if todo.is_empty() {
         return Ok(());
     }
-    let client = pgcdc_source::connect::connect_sql(&cfg.source.pg).await?;
+    let client = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     client
         .batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",

@@ -8,4 +8,5 @@ mod operations;
 mod replication;
 mod snapshot;
 mod support;
+mod tls;
 mod types;

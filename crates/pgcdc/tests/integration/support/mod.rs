@@ -44,7 +44,8 @@ impl Cluster {
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
-fn is_root() -> bool {
+/// Whether the tests run as root (servers then run as the postgres OS user).
+pub fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| {
         Command::new("id")
@@ -140,8 +141,14 @@ fn free_port() -> u16 {
         .expect("no free port")
 }
 
-/// Extra settings for [`start_cluster`].
+/// A throwaway cluster with extra `postgresql.conf` settings.
 pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
+    start_cluster_with_hba(settings, "")
+}
+
+/// A throwaway cluster whose `pg_hba.conf` starts with `hba` (first match wins; the
+/// default trust lines for 127.0.0.1 follow).
+pub fn start_cluster_with_hba(settings: &[(&str, &str)], hba_first: &str) -> Cluster {
     let bin = pg_bin();
     // As root, under /tmp: the postgres user must reach it (TMPDIR may be private).
     let parent = if is_root() {
@@ -195,8 +202,9 @@ pub fn start_cluster(settings: &[(&str, &str)]) -> Cluster {
     // initdb --auth=trust trusts local TCP already; say so explicitly (first match wins).
     let hba_path = data.join("pg_hba.conf");
     let hba = std::fs::read_to_string(&hba_path).expect("pg_hba.conf");
-    let hba =
-        format!("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n{hba}");
+    let hba = format!(
+        "{hba_first}\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n{hba}"
+    );
     std::fs::write(&hba_path, hba).expect("write pg_hba.conf");
     let conf_path = data.join("postgresql.conf");
     let mut existing = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
