@@ -285,15 +285,21 @@ impl ColumnBuilder {
                 nulls: NullBufferBuilder::new(capacity),
             })),
             ValueKind::List { element } => {
-                let mut offsets = Vec::with_capacity(capacity + 1);
-                offsets.push(0);
-                Inner::List(Box::new(ListBuilder {
-                    child: ColumnBuilder::new((**element).clone(), capacity.saturating_mul(4)),
-                    field: Arc::new(element.arrow_field("item")),
-                    offsets,
-                    nulls: NullBufferBuilder::new(capacity),
-                    scratch: Vec::new(),
-                }))
+                let child = ColumnBuilder::new((**element).clone(), capacity.saturating_mul(4));
+                if matches!(child.inner, Inner::Unsupported(_)) {
+                    // Elements Arrow cannot hold: the list takes nulls only, like its element.
+                    Inner::Unsupported(NullBuilder::new())
+                } else {
+                    let mut offsets = Vec::with_capacity(capacity + 1);
+                    offsets.push(0);
+                    Inner::List(Box::new(ListBuilder {
+                        child,
+                        field: Arc::new(element.arrow_field("item")),
+                        offsets,
+                        nulls: NullBufferBuilder::new(capacity),
+                        scratch: Vec::new(),
+                    }))
+                }
             }
         };
         ColumnBuilder { kind, inner }
@@ -460,7 +466,11 @@ impl ColumnBuilder {
             },
             Inner::List(l) => l.append_text(text, policy)?,
             Inner::Unsupported(_) => {
-                let (precision, scale) = match *kind {
+                let decimal = match kind {
+                    ValueKind::List { element } => element.as_ref(),
+                    k => k,
+                };
+                let (precision, scale) = match *decimal {
                     ValueKind::Decimal128 { precision, scale }
                     | ValueKind::Decimal256 { precision, scale } => (precision, scale),
                     _ => (0, 0),
@@ -2736,6 +2746,24 @@ mod tests {
         );
         assert_eq!(l.value(2).len(), 0);
         assert!(l.value(3).is_null(0));
+    }
+
+    #[test]
+    fn a_list_of_a_decimal_arrow_rejects_takes_only_nulls() {
+        // Found by the `values` fuzz target: this panicked in ListArray::new.
+        let mut b = ColumnBuilder::new(
+            list_of(ValueKind::Decimal128 {
+                precision: 0,
+                scale: 0,
+            }),
+            1,
+        );
+        assert!(matches!(
+            b.append_text(b"{}", &pol()),
+            Err(ValueError::UnsupportedDecimal { .. })
+        ));
+        b.append_null();
+        assert_eq!(b.finish().len(), 1);
     }
 
     #[test]

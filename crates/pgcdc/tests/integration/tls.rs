@@ -111,11 +111,16 @@ fn make_certs() -> PathBuf {
     dir
 }
 
+/// pgcdc.toml connecting as the test role with the TLS query parameters `tls`.
 fn write_config(env: &TestEnv, port: u16, host: &str, tls: &str) {
+    write_config_as(env, &format!("{ROLE}:{PASSWORD}"), port, host, tls);
+}
+
+fn write_config_as(env: &TestEnv, user: &str, port: u16, host: &str, tls: &str) {
     env.write_file(
         "pgcdc.toml",
         &format!(
-            "[source]\nurl = \"postgresql://{ROLE}:{PASSWORD}@{host}:{port}/postgres?{tls}\"\nslot = \"{slot}\"\npublication = \"{slot}\"\nschema = \"{schema}\"\ntables = [\"t\"]\n\n[destination]\nurl = \"{lake}\"\ndataset = \"ds\"\n",
+            "[source]\nurl = \"postgresql://{user}@{host}:{port}/postgres?{tls}\"\nslot = \"{slot}\"\npublication = \"{slot}\"\nschema = \"{schema}\"\ntables = [\"t\"]\n\n[destination]\nurl = \"{lake}\"\ndataset = \"ds\"\n",
             slot = env.slot,
             schema = env.schema,
             lake = env.lake_dir().display(),
@@ -231,24 +236,18 @@ fn sslmode_require_against_a_server_without_tls_is_a_clear_error() {
     let env = TestEnv::new("tls_refused");
     env.sql("CREATE TABLE t (id int PRIMARY KEY);");
     let url = url::Url::parse(&env.url()).expect("url");
-    write_config_plain(&env, url.port().unwrap_or(5432));
+    write_config_as(
+        &env,
+        "postgres",
+        url.port().unwrap_or(5432),
+        "127.0.0.1",
+        "sslmode=require",
+    );
     let out = env.pgcdc(&["init", "--no-snapshot"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
         err.to_lowercase().contains("tls") || err.to_lowercase().contains("ssl"),
         "{err}"
-    );
-}
-
-fn write_config_plain(env: &TestEnv, port: u16) {
-    env.write_file(
-        "pgcdc.toml",
-        &format!(
-            "[source]\nurl = \"postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=require\"\nslot = \"{slot}\"\npublication = \"{slot}\"\nschema = \"{schema}\"\ntables = [\"t\"]\n\n[destination]\nurl = \"{lake}\"\ndataset = \"ds\"\n",
-            slot = env.slot,
-            schema = env.schema,
-            lake = env.lake_dir().display(),
-        ),
     );
 }
