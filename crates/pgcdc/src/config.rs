@@ -568,9 +568,12 @@ fn connection_config(
     let mut cfg = match url {
         Some(u) => tokio_postgres::Config::from_str(u).map_err(|e| {
             let secrets = password_of(u).into_iter().collect::<Vec<_>>();
+            // tokio-postgres says which option is wrong only in the error's source.
+            let why = std::error::Error::source(&e)
+                .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
             anyhow!(
                 "source.url is not a valid PostgreSQL URL (postgresql://user:password@host:port/db) or key=value string: {}",
-                redact(&e.to_string(), &secrets)
+                redact(&why, &secrets)
             )
         })?,
         None => tokio_postgres::Config::new(),
@@ -681,6 +684,19 @@ mod tests {
         assert_eq!(c.batch.max_rows, 7);
         assert_eq!(c.source.pg.get_password(), Some(&b"s3cr@t"[..]));
         assert!(!format!("{c:?}").contains("s3cr@t"));
+    }
+
+    #[test]
+    fn a_bad_url_names_the_option_and_not_the_password() {
+        for (url, option) in [
+            ("postgresql://u:pw-4711@h:notaport/db", "port"),
+            ("host=h password='pw-4711' bogus=1", "bogus"),
+        ] {
+            let err = load_str(&format!("[source]\nurl = \"{url}\"\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(option) && !err.contains("pw-4711"), "{err}");
+        }
     }
 
     #[test]
