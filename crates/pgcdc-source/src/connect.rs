@@ -17,27 +17,27 @@ pub async fn connect_sql(config: &tokio_postgres::Config, tls: &TlsOptions) -> R
         _ => PgSslMode::Require,
     });
     let connected = match tls.client_config()? {
-        None => config.connect(NoTls).await.map(|(client, conn)| {
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "SQL connection ended");
-                }
-            });
-            client
-        }),
+        None => config.connect(NoTls).await.map(drive),
         Some(rustls) => {
             let make = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
-            config.connect(make).await.map(|(client, conn)| {
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "SQL connection ended");
-                    }
-                });
-                client
-            })
+            config.connect(make).await.map(drive)
         }
     };
     connected.map_err(|e| explain_connect_error(&config, e))
+}
+
+/// Drives a connection on a background task; hands back its client.
+fn drive<S, T>((client, conn): (Client, tokio_postgres::Connection<S, T>)) -> Client
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio_postgres::tls::TlsStream + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "SQL connection ended");
+        }
+    });
+    client
 }
 
 /// A clear message for a failed connection: where, and what to check.

@@ -81,12 +81,12 @@ impl TlsOptions {
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // None: no certificate checks; Some(check_name).
         let verify = match self.mode {
+            SslMode::Disable | SslMode::Prefer => None,
             SslMode::Require if self.root_cert.is_none() => None,
-            SslMode::Prefer => None,
             SslMode::Require | SslMode::VerifyCa => Some(false),
             SslMode::VerifyFull => Some(true),
-            SslMode::Disable => None,
         };
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
