@@ -13,11 +13,15 @@
 //!   transaction); the pipeline reports the checkpoint to PostgreSQL only after `commit`.
 //!
 //! Destinations: [`files`] (changelog files, Parquet or JSONL, on a local disk or object
-//! storage opened by [`store`]).
+//! storage opened by [`store`]), and mirrors whose tables equal the source's, following
+//! [`mirror`]'s rules: `duckdb` (an embedded DuckDB file; cargo feature `duckdb`).
 #![deny(missing_docs)]
 
+#[cfg(feature = "duckdb")]
+pub mod duckdb;
 mod error;
 pub mod files;
+pub mod mirror;
 pub mod store;
 
 use arrow_array::RecordBatch;

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use pgcdc_core::{Checkpoint, SourceIdentity, TableName};
-use pgcdc_sink::files::FilesDestination;
 use pgcdc_sink::Destination;
 use pgcdc_source::connect::{connect_sql, describe};
 use pgcdc_source::setup::{self, SetupSpec};
 
-use crate::config::Config;
+use crate::config::{Config, DestinationConfig};
 use crate::pipeline::{self, RunOptions, RunSummary};
 use crate::Command;
 
@@ -38,8 +37,22 @@ pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
     }
 }
 
-fn destination(cfg: &Config) -> Result<FilesDestination> {
-    Ok(FilesDestination::new(cfg.destination.clone())?)
+fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
+    Ok(match &cfg.destination {
+        DestinationConfig::Files(f) => Box::new(pgcdc_sink::files::FilesDestination::new(f.clone())?),
+        #[cfg(feature = "duckdb")]
+        DestinationConfig::DuckDb { path, dataset } => Box::new(
+            pgcdc_sink::duckdb::DuckDbDestination::new(pgcdc_sink::duckdb::DuckDbConfig {
+                path: path.clone(),
+                dataset: dataset.clone(),
+                meta: cfg.meta.clone(),
+            })?,
+        ),
+        #[cfg(not(feature = "duckdb"))]
+        DestinationConfig::DuckDb { .. } => bail!(
+            "destination.mode = \"mirror\" needs DuckDB, and this pgcdc was built without it: build with `cargo build --features duckdb` (see the README)"
+        ),
+    })
 }
 
 fn spec(cfg: &Config) -> SetupSpec {
@@ -125,7 +138,7 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     };
     let snapshot = take_snapshot(
         cfg,
-        &mut dest,
+        dest.as_mut(),
         &sql,
         &mut checkpoint,
         exported.as_deref(),
@@ -140,7 +153,7 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
         &added,
         created,
         lsn,
-        &dest,
+        dest.as_ref(),
         wrote,
         snapshot.as_ref(),
         no_snapshot,
@@ -197,7 +210,7 @@ async fn configured_tables(cfg: &Config, sql: &tokio_postgres::Client) -> Result
 /// exported snapshot when there is one, else from a temporary slot's.
 async fn take_snapshot(
     cfg: &Config,
-    dest: &mut FilesDestination,
+    dest: &mut dyn Destination,
     sql: &tokio_postgres::Client,
     checkpoint: &mut Checkpoint,
     exported: Option<&str>,
@@ -264,7 +277,7 @@ fn print_init(
     added: &[String],
     created: bool,
     lsn: pgcdc_core::Lsn,
-    dest: &FilesDestination,
+    dest: &dyn Destination,
     wrote: bool,
     snapshot: Option<&crate::snapshot::SnapshotSummary>,
     no_snapshot: bool,
@@ -336,7 +349,16 @@ async fn snapshot_tables(cfg: &Config, tables: Vec<String>) -> Result<ExitCode> 
         }
     }
     let lsn = checkpoint.lsn;
-    let summary = take_snapshot(cfg, &mut dest, &sql, &mut checkpoint, None, lsn, &tables).await?;
+    let summary = take_snapshot(
+        cfg,
+        dest.as_mut(),
+        &sql,
+        &mut checkpoint,
+        None,
+        lsn,
+        &tables,
+    )
+    .await?;
     if let Some(s) = summary {
         println!(
             "snapshot     {} rows in {} chunks",
@@ -363,7 +385,7 @@ async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {
         stop,
         metrics,
     };
-    let summary = pipeline::run(cfg, &mut dest, opts).await?;
+    let summary = pipeline::run(cfg, dest.as_mut(), opts).await?;
     print_summary(cfg, &summary);
     Ok(ExitCode::SUCCESS)
 }
@@ -417,7 +439,7 @@ fn print_summary(cfg: &Config, s: &RunSummary) {
             t.insert, t.update, t.delete, t.truncate
         );
     }
-    println!("landed in {}", cfg.destination.url);
+    println!("landed in {}", cfg.destination.location());
 }
 
 async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
@@ -534,6 +556,6 @@ async fn drop_all(cfg: &Config, yes: bool) -> Result<ExitCode> {
             "did not exist"
         }
     );
-    println!("the data in {} is kept", cfg.destination.url);
+    println!("the data in {} is kept", cfg.destination.location());
     Ok(ExitCode::SUCCESS)
 }

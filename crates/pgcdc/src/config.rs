@@ -103,7 +103,11 @@ impl Default for RawSource {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDestination {
-    url: String,
+    /// `changelog` (files with every change) or `mirror` (tables equal to the source).
+    mode: Mode,
+    /// Changelog: a folder or object-storage URL (default `./lake`). Mirror: a DuckDB
+    /// file (`*.duckdb`, or `duckdb:<path>`; default `./pgcdc.duckdb`).
+    url: Option<String>,
     /// Object-storage credentials and settings (see `pgcdc_sink::store`).
     credentials: BTreeMap<String, Value>,
     format: FileFormat,
@@ -116,7 +120,8 @@ struct RawDestination {
 impl Default for RawDestination {
     fn default() -> Self {
         RawDestination {
-            url: "./lake".into(),
+            mode: Mode::Changelog,
+            url: None,
             credentials: BTreeMap::new(),
             format: FileFormat::Parquet,
             dataset: "pgcdc".into(),
@@ -249,13 +254,72 @@ pub struct SnapshotConfig {
     pub unlogged: bool,
 }
 
+/// What the destination keeps: every change, or the tables' current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Changelog files (Parquet or JSONL), one row per change.
+    #[default]
+    Changelog,
+    /// Tables equal to the source's (upserts, deletes, truncates applied).
+    Mirror,
+}
+
+/// Where changes land.
+#[derive(Debug, Clone)]
+pub enum DestinationConfig {
+    /// Changelog files on a local disk or object storage.
+    Files(FilesConfig),
+    /// Mirrored tables in a DuckDB file.
+    DuckDb {
+        /// The database file.
+        path: PathBuf,
+        /// The schema holding the tables.
+        dataset: String,
+    },
+}
+
+impl DestinationConfig {
+    /// Where the data goes, for messages (no secrets).
+    pub fn location(&self) -> String {
+        match self {
+            DestinationConfig::Files(f) => pgcdc_sink::store::redact_url(&f.url),
+            DestinationConfig::DuckDb { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+fn mirror_destination(url: Option<String>, dataset: String) -> Result<DestinationConfig> {
+    let url = url.unwrap_or_else(|| "./pgcdc.duckdb".into());
+    let path = if let Some(p) = url
+        .strip_prefix("duckdb://")
+        .or_else(|| url.strip_prefix("duckdb:"))
+    {
+        p.to_string()
+    } else if url.ends_with(".duckdb") || url.ends_with(".db") {
+        url.clone()
+    } else {
+        bail!(
+            "destination.url '{}' is not a mirror destination: mirror mode writes a DuckDB file (a path ending in .duckdb, or duckdb:<path>)",
+            pgcdc_sink::store::redact_url(&url)
+        );
+    };
+    if path.is_empty() {
+        bail!("destination.url '{url}' names no DuckDB file");
+    }
+    Ok(DestinationConfig::DuckDb {
+        path: PathBuf::from(path),
+        dataset,
+    })
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The source database.
     pub source: SourceConfig,
-    /// The files destination.
-    pub destination: FilesConfig,
+    /// The destination.
+    pub destination: DestinationConfig,
     /// Metadata column names.
     pub meta: MetaColumns,
     /// Batching.
@@ -306,7 +370,9 @@ impl Config {
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .into_iter()
             .collect();
-        out.extend(self.destination.options.secret_values());
+        if let DestinationConfig::Files(f) = &self.destination {
+            out.extend(f.options.secret_values());
+        }
         out
     }
 
@@ -454,11 +520,22 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
     if raw.batch.max_rows == 0 || raw.batch.max_mb == 0 {
         bail!("batch.max_rows and batch.max_mb must be at least 1");
     }
-    let mut files = FilesConfig::new(d.url, d.dataset);
-    files.options = store_options(d.credentials)?;
-    files.format = d.format;
-    files.compress = d.compression;
-    files.max_file_bytes = d.max_file_mb.max(1) << 20;
+    let destination = match d.mode {
+        Mode::Changelog => {
+            let mut files = FilesConfig::new(d.url.unwrap_or_else(|| "./lake".into()), d.dataset);
+            files.options = store_options(d.credentials)?;
+            files.format = d.format;
+            files.compress = d.compression;
+            files.max_file_bytes = d.max_file_mb.max(1) << 20;
+            DestinationConfig::Files(files)
+        }
+        Mode::Mirror => {
+            if !d.credentials.is_empty() {
+                bail!("destination.credentials are for object storage; mirror mode writes a local DuckDB file");
+            }
+            mirror_destination(d.url, d.dataset)?
+        }
+    };
     Ok(Config {
         source: SourceConfig {
             pg,
@@ -473,7 +550,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             heartbeat_interval: (s.heartbeat_interval_s > 0)
                 .then(|| Duration::from_secs(s.heartbeat_interval_s)),
         },
-        destination: files,
+        destination,
         meta: MetaColumns::preset(d.naming),
         batch: BatchConfig {
             max_rows: raw.batch.max_rows,

@@ -3,6 +3,9 @@
 
     lake.py rows DIR [--columns a,b]            every row in replay order, one JSON object a line
     lake.py replay DIR --key id --columns a,b   the table's final state, one JSON array a row
+    lake.py mirror FILE --table ds.t --columns a,b   a DuckDB mirror table's rows, one JSON
+                                                array a row (read with DuckDB's own Python
+                                                package, rendered like the files)
 
 DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files, on local disk
 or `s3://bucket/path` on an S3-compatible server, read with pyarrow's own S3 client
@@ -357,11 +360,23 @@ def replay(rows, key, columns):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["rows", "replay"])
+    p.add_argument("command", choices=["rows", "replay", "mirror"])
     p.add_argument("dir")
     p.add_argument("--columns", help="comma-separated; rows: which source columns (metadata always)")
     p.add_argument("--key", help="comma-separated key columns (replay)")
+    p.add_argument("--table", help="schema.table in the DuckDB file (mirror)")
     a = p.parse_args()
+    if a.command == "mirror":
+        import duckdb  # only this command needs it
+        schema, table = a.table.split(".", 1)
+        con = duckdb.connect(a.dir, read_only=True)
+        q = lambda n: '"' + n.replace('"', '""') + '"'
+        cols = a.columns.split(",")
+        t = con.sql("SELECT %s FROM %s.%s" % (", ".join(q(c) for c in cols), q(schema), q(table))).to_arrow_table()
+        rendered = [render(t.column(i)) for i in range(len(cols))]
+        for i in range(t.num_rows):
+            print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
+        return
     names, rows = load(a.dir)
     if a.command == "rows":
         cols = a.columns.split(",") if a.columns else None

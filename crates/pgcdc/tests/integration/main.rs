@@ -3,6 +3,8 @@
 mod errors;
 mod harness;
 mod lake_reader;
+#[cfg(feature = "duckdb")]
+mod mirror;
 mod objectstore;
 mod operations;
 mod replication;

@@ -26,7 +26,7 @@ pub fn configure(env: &TestEnv, tables: Option<&[&str]>, source_extra: &str, ext
     env.write_file("pgcdc.toml", &text);
 }
 
-fn toml_str(s: &str) -> String {
+pub fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -564,6 +564,26 @@ pub fn lake_replay(dir: &Path, key: &[&str], columns: &[&str]) -> Vec<Vec<Option
         .collect()
 }
 
+/// The rows of table `ds.<table>` in a DuckDB mirror file, read with DuckDB's own Python
+/// package and rendered as PostgreSQL text (lake.py `mirror`), sorted.
+pub fn mirror_rows(db: &Path, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
+    let args = vec![
+        "mirror".to_string(),
+        db.display().to_string(),
+        "--table".into(),
+        format!("ds.{table}"),
+        "--columns".into(),
+        columns.join(","),
+    ];
+    let mut rows: Vec<Vec<Option<String>>> = run_lake(&args)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py mirror row {l}: {e}")))
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// [`lake_rows`] of a table directory given as a URL (e.g. `s3://bucket/ds/t`), with the
 /// reader's environment (see [`s3::S3Server::reader_env`]).
 pub fn lake_rows_at(

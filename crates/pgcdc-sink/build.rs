@@ -1,0 +1,10 @@
+//! With the `duckdb` feature, lets this crate's tests find libduckdb.so at run time
+//! (an rpath to DUCKDB_LIB_DIR, the folder it was linked from).
+fn main() {
+    println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
+    if std::env::var_os("CARGO_FEATURE_DUCKDB").is_some() {
+        if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        }
+    }
+}
