@@ -4,21 +4,23 @@
 #
 #   bench/stream.sh [TRANSACTIONS]      (default 800: 500k inserts, 200k updates, 100k deletes)
 #
-# Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS.
+# Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS; then the same
+# changes into a DuckDB mirror (mirror mode, third slot over the same WAL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 txs=${1:-800}
 work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
 chmod 755 "$work"
-scripts/install-deps --no-python --no-s3 >/dev/null
+DUCKDB_LIB_DIR=$(scripts/install-deps --no-python --no-s3 | sed -n 's/^DUCKDB_LIB_DIR=//p')
+export DUCKDB_LIB_DIR
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 THROWAWAY_PG_CLEANUP="rm -rf '$work'"
 . scripts/lib/throwaway-pg.sh
 throwaway_pg "$work/pg" "max_wal_size = 4GB
 shared_buffers = 512MB"
 
-cargo build --release --quiet -p pgcdc
+cargo build --release --quiet -p pgcdc --features duckdb
 pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
 
 psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)"
@@ -32,6 +34,9 @@ tables = ["orders"]
 url = "$work/lake"
 TOML
 "$pgcdc" -c "$work/pgcdc.toml" init --no-snapshot >/dev/null
+sed -e 's/^slot = "bench"/slot = "bench_mirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"$work/mirror.duckdb\"|" \
+  "$work/pgcdc.toml" > "$work/mirror.toml"
+"$pgcdc" -c "$work/mirror.toml" init --no-snapshot >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
 
 ins=$((500000 / txs)); upd=$((200000 / txs)); del=$((100000 / txs))
@@ -56,9 +61,12 @@ t0=$(date +%s.%N)
 /usr/bin/time -f "%e %U %S %M" -o "$work/recv.time" "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
   -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
 /usr/bin/time -f "%e %U %S %M" -o "$work/pgcdc.time" "$pgcdc" -c "$work/pgcdc.toml" run > "$work/run.out" 2>"$work/run.err"
+/usr/bin/time -f "%e %U %S %M" -o "$work/mirror.time" "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
 read -r r_wall r_user r_sys r_rss < "$work/recv.time"
 read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
+read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
 cat "$work/run.out"
+cat "$work/mirror.out"
 python3 - <<PY
 changes = $changes
 rw, pw = $r_wall, $p_wall
@@ -66,4 +74,6 @@ print(f"| tool | wall s | changes/s | ratio | client CPU s | CPU s / M changes |
 print(f"|---|---|---|---|---|---|---|")
 print(f"| pg_recvlogical | {rw:.2f} | {changes/rw:,.0f} | 1.00 | {$r_user+$r_sys:.2f} | {($r_user+$r_sys)/changes*1e6:.2f} | {$r_rss/1024:.0f} |")
 print(f"| pgcdc run | {pw:.2f} | {changes/pw:,.0f} | {rw/pw:.2f} | {$p_user+$p_sys:.2f} | {($p_user+$p_sys)/changes*1e6:.2f} | {$p_rss/1024:.0f} |")
+mw = $m_wall
+print(f"| pgcdc run, DuckDB mirror | {mw:.2f} | {changes/mw:,.0f} | {rw/mw:.2f} | {$m_user+$m_sys:.2f} | {($m_user+$m_sys)/changes*1e6:.2f} | {$m_rss/1024:.0f} |")
 PY

@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
 use duckdb::Connection;
@@ -247,6 +248,7 @@ impl DuckDbDestination {
         range: std::ops::Range<usize>,
     ) -> Result<Vec<Col>> {
         let slice = rows.slice(range.start, range.len());
+        let mut replace = Vec::new();
         let mut fields = Vec::new();
         let mut arrays: Vec<ArrayRef> = Vec::new();
         let mut cols = Vec::new();
@@ -255,13 +257,21 @@ impl DuckDbDestination {
                 continue;
             };
             let staged = format!("c{i}");
-            let f = slice
+            let mut f = slice
                 .schema()
                 .field_with_name(&c.name)?
                 .clone()
                 .with_name(&staged);
+            // DuckDB reads 16-byte UUIDs from Parquet as BLOB: stage their text and cast.
+            match uuid_as_text(a)? {
+                Some((text, cast)) => {
+                    f = Field::new(&staged, text.data_type().clone(), true);
+                    replace.push(format!("CAST({staged} AS {cast}) AS {staged}"));
+                    arrays.push(text);
+                }
+                None => arrays.push(a.clone()),
+            }
             fields.push(f);
-            arrays.push(a.clone());
             cols.push(Col {
                 staged,
                 target: c.name.clone(),
@@ -295,8 +305,13 @@ impl DuckDbDestination {
         self.staged += 1;
         let path = dir.join(format!("{}.{}.parquet", std::process::id(), self.staged));
         blocking(|| write_parquet(&path, &batch))?;
+        let replace = if replace.is_empty() {
+            String::new()
+        } else {
+            format!(" REPLACE ({})", replace.join(", "))
+        };
         let sql = format!(
-            "CREATE OR REPLACE TEMP TABLE _pgcdc_s AS SELECT * FROM read_parquet({})",
+            "CREATE OR REPLACE TEMP TABLE _pgcdc_s AS SELECT *{replace} FROM read_parquet({})",
             quote_literal(&path.to_string_lossy())
         );
         let loaded = self.exec(&sql);
@@ -462,6 +477,42 @@ fn rebuild_sql(
         t = quote_ident(&temp),
         name = quote_ident(table)
     )
+}
+
+/// A UUID column (FixedSizeBinary(16), or a list of them) as its text, with the DuckDB
+/// type to cast it to; None for other columns.
+fn uuid_as_text(a: &ArrayRef) -> Result<Option<(ArrayRef, &'static str)>> {
+    let text = |a: &ArrayRef| -> Result<ArrayRef> {
+        let mut b = arrow_array::builder::StringBuilder::new();
+        for i in 0..a.len() {
+            if a.is_null(i) {
+                b.append_null();
+            } else {
+                let mut s = String::new();
+                crate::pgtext::literal(a, i, &mut s)?;
+                b.append_value(s);
+            }
+        }
+        Ok(Arc::new(b.finish()))
+    };
+    match a.data_type() {
+        arrow_schema::DataType::FixedSizeBinary(16) => Ok(Some((text(a)?, "UUID"))),
+        arrow_schema::DataType::List(f)
+            if f.data_type() == &arrow_schema::DataType::FixedSizeBinary(16) =>
+        {
+            let l = a.as_list::<i32>();
+            let values = text(l.values())?;
+            let item = Arc::new(Field::new("item", arrow_schema::DataType::Utf8, true));
+            let list = arrow_array::ListArray::try_new(
+                item,
+                l.offsets().clone(),
+                values,
+                l.nulls().cloned(),
+            )?;
+            Ok(Some((Arc::new(list), "UUID[]")))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Whether a column of type `wide` holds every value of type `narrow` (both DuckDB type

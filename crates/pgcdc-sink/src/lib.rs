@@ -14,7 +14,8 @@
 //!
 //! Destinations: [`files`] (changelog files, Parquet or JSONL, on a local disk or object
 //! storage opened by [`store`]), and mirrors whose tables equal the source's, following
-//! [`mirror`]'s rules: `duckdb` (an embedded DuckDB file; cargo feature `duckdb`).
+//! [`mirror`]'s rules: [`postgres`] (another PostgreSQL database) and `duckdb` (an
+//! embedded DuckDB file; cargo feature `duckdb`).
 #![deny(missing_docs)]
 
 #[cfg(feature = "duckdb")]
@@ -22,6 +23,8 @@ pub mod duckdb;
 mod error;
 pub mod files;
 pub mod mirror;
+pub mod pgtext;
+pub mod postgres;
 pub mod store;
 
 use arrow_array::RecordBatch;

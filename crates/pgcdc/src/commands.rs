@@ -40,6 +40,29 @@ pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
 fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
     Ok(match &cfg.destination {
         DestinationConfig::Files(f) => Box::new(pgcdc_sink::files::FilesDestination::new(f.clone())?),
+        DestinationConfig::Postgres { pg, tls, dataset } => {
+            let location = describe(pg);
+            let (pg, tls) = (pg.clone(), tls.clone());
+            let connect: pgcdc_sink::postgres::Connector = std::sync::Arc::new(move || {
+                let (pg, tls) = (pg.clone(), tls.clone());
+                Box::pin(async move {
+                    connect_sql(&pg, &tls).await.map_err(|e| {
+                        pgcdc_sink::Error::new(
+                            pgcdc_sink::ErrorKind::Unavailable,
+                            format!("cannot connect to the mirror database: {e}"),
+                        )
+                    })
+                })
+            });
+            Box::new(pgcdc_sink::postgres::PostgresDestination::new(
+                pgcdc_sink::postgres::PostgresConfig {
+                    dataset: dataset.clone(),
+                    meta: cfg.meta.clone(),
+                    location,
+                },
+                connect,
+            )?)
+        }
         #[cfg(feature = "duckdb")]
         DestinationConfig::DuckDb { path, dataset } => Box::new(
             pgcdc_sink::duckdb::DuckDbDestination::new(pgcdc_sink::duckdb::DuckDbConfig {

@@ -270,6 +270,15 @@ pub enum Mode {
 pub enum DestinationConfig {
     /// Changelog files on a local disk or object storage.
     Files(FilesConfig),
+    /// Mirrored tables in another PostgreSQL database (or schema).
+    Postgres {
+        /// Connection settings (the password only inside, redacted in `Debug`).
+        pg: Box<tokio_postgres::Config>,
+        /// TLS settings of the connection.
+        tls: TlsOptions,
+        /// The schema holding the tables.
+        dataset: String,
+    },
     /// Mirrored tables in a DuckDB file.
     DuckDb {
         /// The database file.
@@ -284,13 +293,27 @@ impl DestinationConfig {
     pub fn location(&self) -> String {
         match self {
             DestinationConfig::Files(f) => pgcdc_sink::store::redact_url(&f.url),
-            DestinationConfig::DuckDb { path, .. } => path.display().to_string(),
+            DestinationConfig::Postgres { pg, dataset, .. } => {
+                format!("{} (schema {dataset})", pgcdc_source::connect::describe(pg))
+            }
+            DestinationConfig::DuckDb { path, dataset } => {
+                format!("{} (schema {dataset})", path.display())
+            }
         }
     }
 }
 
 fn mirror_destination(url: Option<String>, dataset: String) -> Result<DestinationConfig> {
     let url = url.unwrap_or_else(|| "./pgcdc.duckdb".into());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Only the URL: PG* variables are the source's.
+        let (pg, tls) = connection_config("destination.url", Some(&url), &[])?;
+        return Ok(DestinationConfig::Postgres {
+            pg: Box::new(pg),
+            tls,
+            dataset,
+        });
+    }
     let path = if let Some(p) = url
         .strip_prefix("duckdb://")
         .or_else(|| url.strip_prefix("duckdb:"))
@@ -300,7 +323,7 @@ fn mirror_destination(url: Option<String>, dataset: String) -> Result<Destinatio
         url.clone()
     } else {
         bail!(
-            "destination.url '{}' is not a mirror destination: mirror mode writes a DuckDB file (a path ending in .duckdb, or duckdb:<path>)",
+            "destination.url '{}' is not a mirror destination: mirror mode writes into PostgreSQL (postgresql://…) or a DuckDB file (a path ending in .duckdb, or duckdb:<path>)",
             pgcdc_sink::store::redact_url(&url)
         );
     };
@@ -370,8 +393,13 @@ impl Config {
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .into_iter()
             .collect();
-        if let DestinationConfig::Files(f) = &self.destination {
-            out.extend(f.options.secret_values());
+        match &self.destination {
+            DestinationConfig::Files(f) => out.extend(f.options.secret_values()),
+            DestinationConfig::Postgres { pg, .. } => out.extend(
+                pg.get_password()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+            ),
+            DestinationConfig::DuckDb { .. } => {}
         }
         out
     }
@@ -490,7 +518,7 @@ fn apply_env(doc: &mut Table, env: &[(String, String)]) -> Result<()> {
 
 fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<Config> {
     let s = raw.source;
-    let (pg, tls) = connection_config(s.url.as_deref(), env)?;
+    let (pg, tls) = connection_config("source.url", s.url.as_deref(), env)?;
     validate_slot_name(&s.slot)?;
     for (what, v) in [
         ("source.publication", &s.publication),
@@ -531,9 +559,23 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
         }
         Mode::Mirror => {
             if !d.credentials.is_empty() {
-                bail!("destination.credentials are for object storage; mirror mode writes a local DuckDB file");
+                bail!("destination.credentials are for object storage; a mirror's credentials go in destination.url");
             }
-            mirror_destination(d.url, d.dataset)?
+            let m = mirror_destination(d.url, d.dataset)?;
+            if let DestinationConfig::Postgres {
+                pg: target,
+                dataset,
+                ..
+            } = &m
+            {
+                let same_db = target.get_hosts() == pg.get_hosts()
+                    && target.get_ports() == pg.get_ports()
+                    && target.get_dbname() == pg.get_dbname();
+                if same_db && *dataset == s.schema {
+                    bail!("destination.dataset '{dataset}' is the source schema of the same database: the mirror would overwrite the source tables; choose another destination.dataset");
+                }
+            }
+            m
         }
     };
     Ok(Config {
@@ -604,6 +646,7 @@ fn validate_slot_name(slot: &str) -> Result<()> {
 
 /// Parses the connection URL (or key=value string) and fills gaps from libpq's `PG*` variables.
 fn connection_config(
+    option: &str,
     url: Option<&str>,
     env: &[(String, String)],
 ) -> Result<(tokio_postgres::Config, TlsOptions)> {
@@ -613,7 +656,7 @@ fn connection_config(
         Some(u) => {
             let (rest, tls) = pgcdc_source::tls::split_tls_params(u).map_err(|e| {
                 anyhow!(
-                    "source.url: {}",
+                    "{option}: {}",
                     redact(
                         &e.to_string(),
                         &password_of(u).into_iter().collect::<Vec<_>>()
@@ -649,7 +692,7 @@ fn connection_config(
             let why = std::error::Error::source(&e)
                 .map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
             anyhow!(
-                "source.url is not a valid PostgreSQL URL (postgresql://user:password@host:port/db) or key=value string: {}",
+                "{option} is not a valid PostgreSQL URL (postgresql://user:password@host:port/db) or key=value string: {}",
                 redact(&why, &secrets)
             )
         })?,

@@ -3,7 +3,6 @@
 mod errors;
 mod harness;
 mod lake_reader;
-#[cfg(feature = "duckdb")]
 mod mirror;
 mod objectstore;
 mod operations;

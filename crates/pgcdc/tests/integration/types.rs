@@ -4,7 +4,7 @@
 use crate::replication::{assert_replay_equals_source, configure, pgcdc_ok};
 use crate::support::TestEnv;
 
-const ARRAYS: &str = r#"
+pub const ARRAYS: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN posint AS int CHECK (VALUE > 0);
 CREATE TABLE arr (
@@ -59,7 +59,7 @@ fn assert_parquet_types(dir: &std::path::Path, types: &[(&str, &str)]) {
     );
 }
 
-const COLS: [&str; 13] = [
+pub const COLS: [&str; 13] = [
     "id", "ia", "ta", "na", "fa", "ba", "tsa", "ua", "ja", "bya", "ea", "da", "m2",
 ];
 

@@ -1,0 +1,289 @@
+//! Arrow values back into PostgreSQL's text input syntax, as `COPY … FROM STDIN` (text
+//! format) reads it: the inverse of the source's PostgreSQL → Arrow mapping, for the
+//! PostgreSQL mirror.
+//!
+//! Every Arrow type the mapping produces has a rendering that PostgreSQL reads back to the
+//! same value: integers and decimals exactly, floats in Rust's shortest round-trip form
+//! (`NaN`, `Infinity`, `-0` kept), timestamps and dates with their `i64::MAX`/`i32::MAX`
+//! infinity encoding as `infinity`, years ≤ 0 as `BC`, intervals from their three fields,
+//! UUIDs from their 16 bytes, bytea as `\x…` hex, lists as array literals with every
+//! element quoted. COPY's own escapes (backslash, tab, newline, carriage return) are
+//! applied last; NULL is `\N`.
+
+use std::fmt::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Int8Type, Time64MicrosecondType, TimestampMicrosecondType, UInt32Type,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+
+use crate::{Error, ErrorKind, Result};
+
+const US_PER_DAY: i64 = 86_400_000_000;
+
+/// Appends value `row` of `array` to `out` in COPY text format (escaped, `\N` for NULL).
+pub fn copy_value(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
+    if array.is_null(row) {
+        out.push_str("\\N");
+        return Ok(());
+    }
+    let mut text = String::new();
+    literal(array, row, &mut text)?;
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    Ok(())
+}
+
+/// The PostgreSQL input text of non-null value `row` (unescaped).
+pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
+    let a = array.as_ref();
+    match array.data_type() {
+        DataType::Boolean => out.push(if a.as_boolean().value(row) { 't' } else { 'f' }),
+        DataType::Int8 => push(out, a.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => push(out, a.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => push(out, a.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => push(out, a.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt32 => push(out, a.as_primitive::<UInt32Type>().value(row)),
+        DataType::Float32 => float(out, a.as_primitive::<Float32Type>().value(row) as f64, true),
+        DataType::Float64 => float(out, a.as_primitive::<Float64Type>().value(row), false),
+        DataType::Decimal128(_, _) => {
+            out.push_str(&a.as_primitive::<Decimal128Type>().value_as_string(row))
+        }
+        DataType::Decimal256(_, _) => {
+            out.push_str(&a.as_primitive::<Decimal256Type>().value_as_string(row))
+        }
+        DataType::Utf8 => out.push_str(a.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => out.push_str(a.as_string::<i64>().value(row)),
+        DataType::Binary => hex(out, a.as_binary::<i32>().value(row)),
+        DataType::LargeBinary => hex(out, a.as_binary::<i64>().value(row)),
+        DataType::FixedSizeBinary(16) => uuid(out, a.as_fixed_size_binary().value(row)),
+        DataType::FixedSizeBinary(_) => hex(out, a.as_fixed_size_binary().value(row)),
+        DataType::Date32 => date(out, a.as_primitive::<Date32Type>().value(row)),
+        DataType::Time64(TimeUnit::Microsecond) => {
+            time(out, a.as_primitive::<Time64MicrosecondType>().value(row))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => timestamp(
+            out,
+            a.as_primitive::<TimestampMicrosecondType>().value(row),
+            tz.is_some(),
+        ),
+        DataType::Struct(fields) if fields.len() == 3 => {
+            let s = a.as_struct();
+            let months = s.column(0).as_primitive::<Int32Type>().value(row);
+            let days = s.column(1).as_primitive::<Int32Type>().value(row);
+            let us = s.column(2).as_primitive::<Int64Type>().value(row);
+            let _ = write!(out, "{months} mons {days} days {us} microseconds");
+        }
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            let items = l.value(row);
+            out.push('{');
+            for i in 0..items.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if items.is_null(i) {
+                    out.push_str("NULL");
+                    continue;
+                }
+                let mut el = String::new();
+                literal(&items, i, &mut el)?;
+                out.push('"');
+                for ch in el.chars() {
+                    if ch == '"' || ch == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(ch);
+                }
+                out.push('"');
+            }
+            out.push('}');
+        }
+        other => {
+            return Err(Error::new(
+                ErrorKind::Encode,
+                format!("the PostgreSQL mirror cannot write Arrow type {other}"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn push(out: &mut String, v: impl std::fmt::Display) {
+    let _ = write!(out, "{v}");
+}
+
+fn float(out: &mut String, v: f64, single: bool) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    } else if single {
+        // Shortest text that reads back as the same f32.
+        push(out, v as f32);
+    } else {
+        push(out, v);
+    }
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    out.push_str("\\x");
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+fn uuid(out: &mut String, b: &[u8]) {
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+}
+
+/// Days since 1970-01-01 → proleptic Gregorian (astronomical year, month, day), for the
+/// whole range PostgreSQL's dates and timestamps have (beyond chrono's).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Writes the date of `days`; returns whether it is BC.
+fn ymd(out: &mut String, days: i64) -> bool {
+    let (y, m, d) = civil_from_days(days);
+    let bc = y <= 0;
+    let _ = write!(out, "{:04}-{m:02}-{d:02}", if bc { 1 - y } else { y });
+    bc
+}
+
+fn date(out: &mut String, days: i32) {
+    match days {
+        i32::MAX => out.push_str("infinity"),
+        d if d == -i32::MAX => out.push_str("-infinity"),
+        d => {
+            if ymd(out, i64::from(d)) {
+                out.push_str(" BC");
+            }
+        }
+    }
+}
+
+fn time(out: &mut String, us: i64) {
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}.{frac:06}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+}
+
+fn timestamp(out: &mut String, us: i64, tz: bool) {
+    match us {
+        i64::MAX => out.push_str("infinity"),
+        v if v == -i64::MAX => out.push_str("-infinity"),
+        v => {
+            let bc = ymd(out, v.div_euclid(US_PER_DAY));
+            out.push(' ');
+            time(out, v.rem_euclid(US_PER_DAY));
+            if tz {
+                out.push_str("+00");
+            }
+            if bc {
+                out.push_str(" BC");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{
+        BinaryArray, Date32Array, Float32Array, Float64Array, StringArray,
+        TimestampMicrosecondArray,
+    };
+
+    use super::*;
+
+    fn text(a: ArrayRef) -> Vec<String> {
+        (0..a.len())
+            .map(|i| {
+                let mut s = String::new();
+                copy_value(&a, i, &mut s).unwrap();
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_render_as_postgresql_reads_them() {
+        assert_eq!(
+            text(Arc::new(Float64Array::from(vec![
+                0.1,
+                -0.0,
+                f64::NAN,
+                f64::NEG_INFINITY,
+                1e300
+            ]))),
+            ["0.1", "-0", "NaN", "-Infinity", &format!("{}", 1e300)]
+        );
+        assert_eq!(text(Arc::new(Float32Array::from(vec![0.1f32]))), ["0.1"]);
+        assert_eq!(
+            text(Arc::new(StringArray::from(vec![Some("a\tb\\c\nd"), None]))),
+            ["a\\tb\\\\c\\nd", "\\N"]
+        );
+        assert_eq!(
+            text(Arc::new(BinaryArray::from(vec![&b"\x00\xff"[..]]))),
+            ["\\\\x00ff"]
+        );
+        assert_eq!(
+            text(Arc::new(Date32Array::from(vec![
+                0,
+                i32::MAX,
+                -i32::MAX,
+                -719_528
+            ]))),
+            ["1970-01-01", "infinity", "-infinity", "0001-01-01 BC"]
+        );
+        let ts =
+            TimestampMicrosecondArray::from(vec![1_500_000, -1, i64::MAX]).with_timezone("UTC");
+        assert_eq!(
+            text(Arc::new(ts)),
+            [
+                "1970-01-01 00:00:01.500000+00",
+                "1969-12-31 23:59:59.999999+00",
+                "infinity"
+            ]
+        );
+        let mut l = ListBuilder::new(StringBuilder::new());
+        l.values().append_value("a\"b");
+        l.values().append_null();
+        l.values().append_value("NULL");
+        l.append(true);
+        assert_eq!(text(Arc::new(l.finish())), ["{\"a\\\\\"b\",NULL,\"NULL\"}"]);
+    }
+}
