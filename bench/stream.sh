@@ -5,7 +5,8 @@
 #   bench/stream.sh [TRANSACTIONS]      (default 800: 500k inserts, 200k updates, 100k deletes)
 #
 # Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS; then the same
-# changes into a DuckDB mirror (mirror mode, third slot over the same WAL).
+# changes into a DuckDB mirror and a PostgreSQL mirror (another database on the same
+# server), each on its own slot over the same WAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,6 +38,10 @@ TOML
 sed -e 's/^slot = "bench"/slot = "bench_mirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"$work/mirror.duckdb\"|" \
   "$work/pgcdc.toml" > "$work/mirror.toml"
 "$pgcdc" -c "$work/mirror.toml" init --no-snapshot >/dev/null
+psql_ -c "CREATE DATABASE mirror" >/dev/null
+sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"${url%/*}/mirror\"|" \
+  "$work/pgcdc.toml" > "$work/pgmirror.toml"
+"$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
 
 ins=$((500000 / txs)); upd=$((200000 / txs)); del=$((100000 / txs))
@@ -62,11 +67,16 @@ t0=$(date +%s.%N)
   -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
 /usr/bin/time -f "%e %U %S %M" -o "$work/pgcdc.time" "$pgcdc" -c "$work/pgcdc.toml" run > "$work/run.out" 2>"$work/run.err"
 /usr/bin/time -f "%e %U %S %M" -o "$work/mirror.time" "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
+/usr/bin/time -f "%e %U %S %M" -o "$work/pgmirror.time" "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
+read -r g_wall g_user g_sys g_rss < "$work/pgmirror.time"
 read -r r_wall r_user r_sys r_rss < "$work/recv.time"
 read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
 read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
 cat "$work/run.out"
-cat "$work/mirror.out"
+cat "$work/mirror.out" "$work/pgmirror.out"
+mrows=$(psql -X -At -d "${url%/*}/mirror" -c "SELECT count(*) FROM pgcdc.orders")
+srows=$(psql_ -At -c "SELECT count(*) FROM orders")
+echo "rows: source $srows, PostgreSQL mirror $mrows"
 python3 - <<PY
 changes = $changes
 rw, pw = $r_wall, $p_wall
@@ -76,4 +86,6 @@ print(f"| pg_recvlogical | {rw:.2f} | {changes/rw:,.0f} | 1.00 | {$r_user+$r_sys
 print(f"| pgcdc run | {pw:.2f} | {changes/pw:,.0f} | {rw/pw:.2f} | {$p_user+$p_sys:.2f} | {($p_user+$p_sys)/changes*1e6:.2f} | {$p_rss/1024:.0f} |")
 mw = $m_wall
 print(f"| pgcdc run, DuckDB mirror | {mw:.2f} | {changes/mw:,.0f} | {rw/mw:.2f} | {$m_user+$m_sys:.2f} | {($m_user+$m_sys)/changes*1e6:.2f} | {$m_rss/1024:.0f} |")
+gw = $g_wall
+print(f"| pgcdc run, PostgreSQL mirror | {gw:.2f} | {changes/gw:,.0f} | {rw/gw:.2f} | {$g_user+$g_sys:.2f} (+ server) | {($g_user+$g_sys)/changes*1e6:.2f} | {$g_rss/1024:.0f} |")
 PY
