@@ -120,11 +120,26 @@ struct Session<'a> {
 /// Runs the pipeline: one mini-batch (default) or continuously (`follow`).
 pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
-    let sql = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
+    // The first connection fails the run at once (a wrong URL is not worth retrying);
+    // later ones, after a lost connection in follow mode, are retried like the stream.
+    let mut sql = Some(pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?);
     let mut summary = RunSummary::default();
     let mut backoff = Duration::from_millis(500);
     loop {
-        let result = session(cfg, dest, &sql, &opts, &mut summary).await;
+        if sql.as_ref().is_none_or(|c| c.is_closed()) {
+            sql = None;
+        }
+        let result = match &sql {
+            Some(c) => session(cfg, dest, c, &opts, &mut summary).await,
+            None => match pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await
+            {
+                Ok(c) => {
+                    sql = Some(c);
+                    continue;
+                }
+                Err(e) => Err(e.into()),
+            },
+        };
         opts.metrics.set_up(false);
         if result.is_err() {
             opts.metrics.error();
@@ -401,7 +416,12 @@ impl Session<'_> {
                 Ok(m) => m.map_err(pgcdc_source::Error::from)?,
             };
             let Some(bytes) = msg else {
-                bail!("the server ended the replication stream");
+                // A server shutting down ends the stream cleanly: in follow mode, reconnect.
+                return Err(pgcdc_source::Error::new(
+                    pgcdc_source::ErrorKind::Connection,
+                    "the server ended the replication stream (shutting down or restarting?)",
+                )
+                .into());
             };
             match pgoutput::parse_frame(&bytes).context("decoding a replication message")? {
                 Frame::Keepalive {

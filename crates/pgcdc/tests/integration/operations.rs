@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::replication::{
     assert_each_change_once, assert_replay_equals_source, changelog, configure, pgcdc_ok,
 };
-use crate::support::TestEnv;
+use crate::support::{start_cluster, TestEnv};
 
 #[test]
 fn large_transactions_stream_in_pieces_and_aborted_parts_never_land() {
@@ -409,4 +409,65 @@ fn status_warns_about_retained_wal_and_heartbeats_move_an_idle_slot() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn follow_mode_rides_out_a_postgresql_restart() {
+    // A server of its own: the restart cuts every connection, the SQL one included.
+    let cluster = start_cluster(&[]);
+    let env = TestEnv::on(cluster.url(), "follow_restart");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v int, note text);");
+    configure(&env, Some(&["t"]), "", "[batch]\nflush_interval_ms = 200\n");
+    pgcdc_ok(&env, &["init", "--no-snapshot"]);
+    let mut child = env.spawn_pgcdc(&["run", "--follow"]);
+    let mut expected = 0;
+    for round in 0..4 {
+        let base = 1000 * round;
+        env.sql(&format!(
+            "INSERT INTO t SELECT g, g, 'r{round}' FROM generate_series({base} + 1, {base} + 200) g;
+             UPDATE t SET v = v + 1 WHERE id % 7 = 0;
+             DELETE FROM t WHERE id % 50 = 0 AND id > {base};"
+        ));
+        expected = changelog_len_after(&env, round);
+        if round == 1 {
+            // Down for 3 s while pgcdc is streaming (and maybe mid-commit).
+            cluster.restart(Duration::from_secs(3));
+        }
+    }
+    wait_for(
+        "every change after the restart",
+        Duration::from_secs(90),
+        || changelog(&env, "t").len() >= expected,
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "follow mode should end cleanly after the restart: {exit:?}"
+    );
+    let rows = changelog(&env, "t");
+    assert_eq!(rows.len(), expected, "each change exactly once");
+    assert_each_change_once(&rows);
+    assert_replay_equals_source(&env, "t", &["id"], &["id", "v", "note"]);
+}
+
+/// How many changelog rows the workload of rounds 0..=round makes (inserts, updates of
+/// every 7th row so far, deletes of every 50th new row).
+fn changelog_len_after(env: &TestEnv, round: i64) -> usize {
+    let _ = env;
+    let mut rows = 0i64;
+    let mut live: Vec<i64> = Vec::new();
+    for r in 0..=round {
+        let base = 1000 * r;
+        live.extend(base + 1..=base + 200);
+        rows += 200;
+        rows += live.iter().filter(|id| *id % 7 == 0).count() as i64;
+        let before = live.len();
+        live.retain(|id| !(*id % 50 == 0 && *id > base));
+        rows += (before - live.len()) as i64;
+    }
+    rows as usize
 }

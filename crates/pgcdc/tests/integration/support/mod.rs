@@ -27,9 +27,40 @@ pub struct Cluster {
     pub user: String,
     /// `PGCDC_TEST_DATABASE_URL` as given (password, query parameters and all).
     pub given_url: Option<String>,
+    /// The data directory of a cluster these tests started.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Cluster {
+    /// Stops the server (fast shutdown: every connection is cut), waits `down`, starts it.
+    pub fn restart(&self, down: std::time::Duration) {
+        let data = self
+            .data_dir
+            .as_ref()
+            .expect("a cluster these tests started");
+        let pg_ctl = pg_bin().join("pg_ctl");
+        let d = data.to_str().unwrap_or_default();
+        let out = pg_command(&pg_ctl, &["-D", d, "-m", "fast", "-w", "stop"])
+            .output()
+            .expect("pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(down);
+        let log = data.with_file_name("server.log");
+        let l = log.to_str().unwrap_or_default();
+        let out = pg_command(&pg_ctl, &["-D", d, "-l", l, "-w", "-t", "60", "start"])
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// URL of the test database.
     pub fn url(&self) -> String {
         match &self.given_url {
@@ -238,6 +269,7 @@ pub fn start_cluster_with_hba(settings: &[(&str, &str)], hba_first: &str) -> Clu
         database: "postgres".into(),
         user: "postgres".into(),
         given_url: None,
+        data_dir: Some(data),
     }
 }
 
@@ -264,6 +296,7 @@ pub fn cluster() -> &'static Cluster {
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "postgres".into()),
                 given_url: Some(url.clone()),
+                data_dir: None,
             };
         }
         start_cluster(&[])
