@@ -46,6 +46,8 @@ pub struct DuckDbConfig {
     pub dataset: String,
     /// The changelog's metadata columns (to read operations and leave them out).
     pub meta: MetaColumns,
+    /// Keep deleted rows of keyed tables, with this BOOLEAN column set (see [`crate::mirror`]).
+    pub soft_delete: Option<String>,
 }
 
 /// Tables of a DuckDB file mirroring the source. See the [module docs](self).
@@ -321,7 +323,8 @@ impl DuckDbDestination {
     }
 
     /// Creates the mirror table, or brings its columns up to the staged ones.
-    fn sync_schema(&mut self, table: &str, cols: &[Col]) -> Result<()> {
+    /// `flag`: the soft-delete column the table must have (false for existing rows).
+    fn sync_schema(&mut self, table: &str, cols: &[Col], flag: Option<&str>) -> Result<()> {
         let target = self.target(table);
         let staged = self.describe_table("_pgcdc_s", None)?.unwrap_or_default();
         let staged_type = |s: &str| {
@@ -337,18 +340,20 @@ impl DuckDbDestination {
                     self.columns.insert(table.to_string(), existing);
                 }
                 None => {
-                    let list: Vec<String> = cols
+                    let mut list: Vec<String> = cols
                         .iter()
                         .map(|c| format!("{} AS {}", c.staged, quote_ident(&c.target)))
                         .collect();
+                    list.extend(flag.map(|f| format!("false AS {}", quote_ident(f))));
                     self.exec(&format!(
                         "CREATE TABLE {target} AS SELECT {} FROM _pgcdc_s LIMIT 0",
                         list.join(", ")
                     ))?;
-                    let made = cols
+                    let mut made: Vec<(String, String)> = cols
                         .iter()
                         .map(|c| (c.target.clone(), staged_type(&c.staged)))
                         .collect();
+                    made.extend(flag.map(|f| (f.to_string(), "BOOLEAN".to_string())));
                     self.columns.insert(table.to_string(), made);
                     return Ok(());
                 }
@@ -388,12 +393,23 @@ impl DuckDbDestination {
                 }
             }
         }
+        let add_flag = flag.filter(|f| !now.iter().any(|(n, _)| n.eq_ignore_ascii_case(f)));
+        if let Some(f) = add_flag {
+            now.push((f.to_string(), "BOOLEAN".into()));
+            changed = true;
+        }
         if changed {
-            let sql = if self.dirty.contains(table) {
+            let mut sql = if self.dirty.contains(table) {
                 rebuild_sql(&self.schema(), table, &existing, &now)
             } else {
                 alter_sql(&target, &existing, &now)
             };
+            if let Some(f) = add_flag {
+                sql.push_str(&format!(
+                    "UPDATE {target} SET {q} = false WHERE {q} IS NULL;\n",
+                    q = quote_ident(f)
+                ));
+            }
             tracing::info!(table, ddl = %sql, "mirror schema change");
             self.exec(&sql)?;
         }
@@ -419,9 +435,20 @@ impl DuckDbDestination {
             } => (range, moved, unchanged),
         };
         let cols = self.stage(table, rows, range)?;
-        self.sync_schema(&name, &cols)?;
+        let soft = self
+            .config
+            .soft_delete
+            .clone()
+            .filter(|_| mirror::keyed(table));
+        self.sync_schema(&name, &cols, soft.as_deref())?;
         let sql = if mirror::keyed(table) {
-            keyed_sql(&target, &cols, moved, &unchanged)
+            keyed_sql(
+                &target,
+                &cols,
+                moved,
+                &unchanged,
+                self.config.soft_delete.as_deref(),
+            )
         } else {
             multiset_sql(&target, &cols)
         };
@@ -565,7 +592,13 @@ fn key_match(cols: &[Col], target: &str, source: &str) -> String {
 
 /// Upsert/delete by key, last change per key wins, TOAST-unchanged columns keep their
 /// previous value (see [`crate::mirror`]).
-fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> String {
+fn keyed_sql(
+    target: &str,
+    cols: &[Col],
+    moved: bool,
+    unchanged: &[String],
+    soft: Option<&str>,
+) -> String {
     let keys: Vec<&str> = cols
         .iter()
         .filter(|c| c.key)
@@ -574,20 +607,12 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
     let partition = keys.join(", ");
     let mut sql = String::new();
     if moved {
-        let set: Vec<String> = cols
-            .iter()
-            .filter(|c| c.key)
-            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
-            .collect();
-        sql.push_str(&format!(
-            "UPDATE {target} AS _t SET {} FROM _pgcdc_s d, _pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-            set.join(", "),
-            key_match(cols, "_t", "d")
-        ));
+        sql.push_str(&move_sql(target, cols, soft));
     }
+    // With soft deletes a deleted row keeps its last values: every column is "kept".
     let kept: Vec<(usize, &Col)> = cols
         .iter()
-        .filter(|c| !c.key && unchanged.contains(&c.target))
+        .filter(|c| !c.key && (soft.is_some() || unchanged.contains(&c.target)))
         .enumerate()
         .collect();
     let toast = "coalesce(m_toast, [])";
@@ -599,11 +624,21 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
             s = c.staged
         ));
     }
-    let select: Vec<String> = cols
+    if soft.is_some() {
+        windows.push_str(&format!(
+            ", count(*) FILTER (WHERE m_op <> 'delete') OVER (PARTITION BY {partition}) AS m_live"
+        ));
+    }
+    let deleted = if soft.is_some() {
+        " OR w.m_op = 'delete'"
+    } else {
+        ""
+    };
+    let mut select: Vec<String> = cols
         .iter()
         .map(|c| match kept.iter().find(|(_, k)| k.staged == c.staged) {
             Some((i, _)) => format!(
-                "CASE WHEN list_contains(coalesce(w.m_toast, []), {n}) THEN CASE WHEN w.m_prev{i} IS NOT NULL THEN w.m_prev{i}.v ELSE _t.{t} END ELSE w.{s} END AS {s}",
+                "CASE WHEN list_contains(coalesce(w.m_toast, []), {n}){deleted} THEN CASE WHEN w.m_prev{i} IS NOT NULL THEN w.m_prev{i}.v ELSE _t.{t} END ELSE w.{s} END AS {s}",
                 n = quote_literal(&c.target),
                 t = quote_ident(&c.target),
                 s = c.staged
@@ -611,7 +646,17 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
             None => format!("w.{}", c.staged),
         })
         .collect();
-    let join = if kept.is_empty() {
+    if soft.is_some() {
+        let first = cols
+            .iter()
+            .find(|c| c.key)
+            .map(|c| quote_ident(&c.target))
+            .unwrap_or_default();
+        select.push(format!(
+            "(w.m_live > 0 OR _t.{first} IS NOT NULL) AS m_known"
+        ));
+    }
+    let join = if kept.is_empty() && soft.is_none() {
         String::new()
     } else {
         format!(" LEFT JOIN {target} _t ON {}", key_match(cols, "_t", "w"))
@@ -624,9 +669,76 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
         "DELETE FROM {target} AS _t USING _pgcdc_f f WHERE {};\n",
         key_match(cols, "_t", "f")
     ));
-    sql.push_str(&insert_sql(target, cols, "_pgcdc_f WHERE m_op <> 'delete'"));
+    match soft {
+        // A deleted row the mirror knew comes back marked.
+        Some(flag) => sql.push_str(&insert_flagged_sql(
+            target,
+            cols,
+            flag,
+            "m_op = 'delete'",
+            "_pgcdc_f WHERE m_op <> 'delete' OR m_known",
+        )),
+        None => sql.push_str(&insert_sql(target, cols, "_pgcdc_f WHERE m_op <> 'delete'")),
+    }
     sql.push_str("DROP TABLE _pgcdc_f;\n");
     sql
+}
+
+/// A key change whose update keeps TOAST values: the old row goes to the new key first.
+/// With soft deletes it is copied instead, for the old key's delete to mark (a marked row
+/// at the new key makes room).
+fn move_sql(target: &str, cols: &[Col], soft: Option<&str>) -> String {
+    let Some(flag) = soft else {
+        let set: Vec<String> = cols
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
+            .collect();
+        return format!(
+            "UPDATE {target} AS _t SET {} FROM _pgcdc_s d, _pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
+            set.join(", "),
+            key_match(cols, "_t", "d")
+        );
+    };
+    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
+    names.push(quote_ident(flag));
+    let mut values: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            if c.key {
+                format!("n.{}", c.staged)
+            } else {
+                format!("_t.{}", quote_ident(&c.target))
+            }
+        })
+        .collect();
+    values.push("false".into());
+    format!(
+        "DELETE FROM {target} AS _t USING _pgcdc_s n WHERE n.m_seq = 1 AND {};\nINSERT INTO {target} ({}) SELECT {} FROM {target} _t, _pgcdc_s d, _pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
+        key_match(cols, "_t", "n"),
+        names.join(", "),
+        values.join(", "),
+        key_match(cols, "_t", "d")
+    )
+}
+
+/// Inserts the staged columns plus the soft-delete flag (`flag_expr`).
+fn insert_flagged_sql(
+    target: &str,
+    cols: &[Col],
+    flag: &str,
+    flag_expr: &str,
+    from: &str,
+) -> String {
+    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
+    names.push(quote_ident(flag));
+    let mut staged: Vec<String> = cols.iter().map(|c| c.staged.clone()).collect();
+    staged.push(format!("({flag_expr})"));
+    format!(
+        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
+        names.join(", "),
+        staged.join(", ")
+    )
 }
 
 fn insert_sql(target: &str, cols: &[Col], from: &str) -> String {
@@ -742,6 +854,9 @@ impl Destination for DuckDbDestination {
                 ErrorKind::InvalidConfig,
                 format!("source table {} has the name of pgcdc's state table in the mirror; leave it out of the publication (source.tables)", table.table),
             ));
+        }
+        if let Some(flag) = &self.config.soft_delete {
+            mirror::check_flag(table, flag)?;
         }
         self.begin()?;
         self.tables.insert(name, table.clone());

@@ -24,6 +24,9 @@
 //! A key change's two rows always arrive in one write: the pipeline cuts batches between
 //! messages, never inside one.
 //! - **Truncate** empties the table; it is a step of its own.
+//! - **Soft deletes** (optional, keyed tables): a delete keeps the row with its last
+//!   values and sets a BOOLEAN flag column (false on every other row); a key change marks
+//!   the old key's row deleted and inserts the new one. Truncate still empties the table.
 //!
 //! [`plan`] cuts a batch into those [`Step`]s; a destination turns each into SQL.
 
@@ -100,6 +103,24 @@ pub fn keyed(table: &TableSchema) -> bool {
     let whole_row =
         table.replica_identity == pgcdc_core::ReplicaIdentity::Full && keys == table.columns.len();
     keys > 0 && !whole_row
+}
+
+/// Refuses a soft-delete flag column that has the name of a source column.
+pub fn check_flag(table: &TableSchema, flag: &str) -> Result<()> {
+    if table
+        .columns
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case(flag))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "table {} has a column named like destination.soft_delete_column ({flag}); choose another name",
+                table.table
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Cuts a changelog batch into steps (see the [module docs](self)).

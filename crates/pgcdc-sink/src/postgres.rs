@@ -47,6 +47,8 @@ pub struct PostgresConfig {
     pub meta: MetaColumns,
     /// Where the target is, for messages (no password).
     pub location: String,
+    /// Keep deleted rows of keyed tables, with this boolean column set (see [`crate::mirror`]).
+    pub soft_delete: Option<String>,
 }
 
 /// Tables of a PostgreSQL database mirroring the source. See the [module docs](self).
@@ -213,6 +215,14 @@ impl PostgresDestination {
         Ok(kind_type(&c.kind))
     }
 
+    /// The soft-delete column of `table`, when it has one (keyed tables only).
+    fn flag(&self, table: &TableSchema) -> Option<String> {
+        self.config
+            .soft_delete
+            .clone()
+            .filter(|_| mirror::keyed(table))
+    }
+
     async fn existing_columns(&mut self, table: &str) -> Result<Option<Vec<(String, String)>>> {
         let target = self.target(table);
         let c = self.client().await?;
@@ -248,6 +258,12 @@ impl PostgresDestination {
                         .iter()
                         .map(|c| format!("{} {}", quote_ident(&c.target), c.ty))
                         .collect();
+                    if let Some(f) = self.flag(table) {
+                        defs.push(format!(
+                            "{} boolean NOT NULL DEFAULT false",
+                            quote_ident(&f)
+                        ));
+                    }
                     if mirror::keyed(table) {
                         let keys: Vec<String> = cols
                             .iter()
@@ -306,6 +322,16 @@ impl PostgresDestination {
                     now[i].1 = c.ty.clone();
                 }
             }
+        }
+        if let Some(f) = self
+            .flag(table)
+            .filter(|f| !now.iter().any(|(n, _)| n == f))
+        {
+            ddl.push_str(&format!(
+                "ALTER TABLE {target} ADD COLUMN {} boolean NOT NULL DEFAULT false;\n",
+                quote_ident(&f)
+            ));
+            now.push((f, "boolean".into()));
         }
         if !ddl.is_empty() {
             tracing::info!(table = %name, ddl = %ddl.trim_end(), "mirror schema change");
@@ -413,7 +439,13 @@ impl PostgresDestination {
         let cols = self.stage(table, rows, range).await?;
         self.sync_schema(table, &cols).await?;
         let sql = if mirror::keyed(table) {
-            keyed_sql(&target, &cols, moved, &unchanged)
+            keyed_sql(
+                &target,
+                &cols,
+                moved,
+                &unchanged,
+                self.flag(table).as_deref(),
+            )
         } else {
             multiset_sql(&target, &cols)
         };
@@ -516,8 +548,15 @@ fn insert_sql(target: &str, cols: &[Col], from: &str) -> String {
     )
 }
 
-/// Upsert/delete by key; TOAST-unchanged columns keep their previous value.
-fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> String {
+/// Upsert/delete by key; TOAST-unchanged columns keep their previous value; with `soft`,
+/// deleted rows the mirror knew stay, marked.
+fn keyed_sql(
+    target: &str,
+    cols: &[Col],
+    moved: bool,
+    unchanged: &[String],
+    soft: Option<&str>,
+) -> String {
     let keys: Vec<&str> = cols
         .iter()
         .filter(|c| c.key)
@@ -526,24 +565,25 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
     let keys = keys.join(", ");
     let mut sql = String::new();
     if moved {
-        let set: Vec<String> = cols
-            .iter()
-            .filter(|c| c.key)
-            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
-            .collect();
-        sql.push_str(&format!(
-            "UPDATE {target} AS _t SET {} FROM pg_temp._pgcdc_s d, pg_temp._pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-            set.join(", "),
-            key_match(cols, "_t", "d")
-        ));
+        sql.push_str(&move_sql(target, cols, soft));
     }
     sql.push_str(&format!(
-        "DROP TABLE IF EXISTS pg_temp._pgcdc_f; CREATE TEMP TABLE _pgcdc_f AS SELECT DISTINCT ON ({keys}) * FROM pg_temp._pgcdc_s ORDER BY {keys}, m_seq DESC;\n"
+        "DROP TABLE IF EXISTS pg_temp._pgcdc_f; CREATE TEMP TABLE _pgcdc_f AS SELECT DISTINCT ON ({keys}) *, false AS m_known FROM pg_temp._pgcdc_s ORDER BY {keys}, m_seq DESC;\n"
     ));
     let kept: Vec<&Col> = cols
         .iter()
-        .filter(|c| !c.key && unchanged.contains(&c.target))
+        .filter(|c| !c.key && (soft.is_some() || unchanged.contains(&c.target)))
         .collect();
+    if soft.is_some() {
+        // A deleted row keeps every value it had: mark them all as kept.
+        let names: Vec<String> = kept.iter().map(|c| quote_literal(&c.target)).collect();
+        sql.push_str(&format!(
+            "UPDATE pg_temp._pgcdc_f f SET m_toast = ARRAY[{}]::text[], m_known = EXISTS (SELECT 1 FROM pg_temp._pgcdc_s s WHERE {} AND s.m_op <> 'delete') OR EXISTS (SELECT 1 FROM {target} _t WHERE {}) WHERE m_op = 'delete';\n",
+            names.join(", "),
+            staged_key_match(cols, "s", "f"),
+            key_match(cols, "_t", "f")
+        ));
+    }
     if !kept.is_empty() {
         sql.push_str(&format!(
             "CREATE INDEX ON pg_temp._pgcdc_s ({keys}, m_seq);\n"
@@ -570,12 +610,69 @@ fn keyed_sql(target: &str, cols: &[Col], moved: bool, unchanged: &[String]) -> S
         "DELETE FROM {target} AS _t USING pg_temp._pgcdc_f f WHERE {};\n",
         key_match(cols, "_t", "f")
     ));
-    sql.push_str(&insert_sql(
-        target,
-        cols,
-        "pg_temp._pgcdc_f WHERE m_op <> 'delete'",
-    ));
+    match soft {
+        Some(flag) => sql.push_str(&insert_flagged_sql(
+            target,
+            cols,
+            flag,
+            "pg_temp._pgcdc_f WHERE m_op <> 'delete' OR m_known",
+        )),
+        None => sql.push_str(&insert_sql(
+            target,
+            cols,
+            "pg_temp._pgcdc_f WHERE m_op <> 'delete'",
+        )),
+    }
     sql
+}
+
+/// A key change whose update keeps TOAST values: the old row goes to the new key first;
+/// with soft deletes it is copied, for the old key's delete to mark.
+fn move_sql(target: &str, cols: &[Col], soft: Option<&str>) -> String {
+    let Some(flag) = soft else {
+        let set: Vec<String> = cols
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
+            .collect();
+        return format!(
+            "UPDATE {target} AS _t SET {} FROM pg_temp._pgcdc_s d, pg_temp._pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
+            set.join(", "),
+            key_match(cols, "_t", "d")
+        );
+    };
+    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
+    names.push(quote_ident(flag));
+    let mut values: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            if c.key {
+                format!("n.{}", c.staged)
+            } else {
+                format!("_t.{}", quote_ident(&c.target))
+            }
+        })
+        .collect();
+    values.push("false".into());
+    format!(
+        "DELETE FROM {target} AS _t USING pg_temp._pgcdc_s n WHERE n.m_seq = 1 AND {};\nINSERT INTO {target} ({}) SELECT {} FROM {target} _t, pg_temp._pgcdc_s d, pg_temp._pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
+        key_match(cols, "_t", "n"),
+        names.join(", "),
+        values.join(", "),
+        key_match(cols, "_t", "d")
+    )
+}
+
+fn insert_flagged_sql(target: &str, cols: &[Col], flag: &str, from: &str) -> String {
+    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
+    names.push(quote_ident(flag));
+    let mut staged: Vec<String> = cols.iter().map(|c| c.staged.clone()).collect();
+    staged.push("(m_op = 'delete')".into());
+    format!(
+        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
+        names.join(", "),
+        staged.join(", ")
+    )
 }
 
 /// Rows as a multiset (compared by their text form, which every type has).
@@ -672,6 +769,9 @@ impl Destination for PostgresDestination {
                 ErrorKind::InvalidConfig,
                 format!("source table {} has the name of pgcdc's state table in the mirror; leave it out of the publication (source.tables)", table.table),
             ));
+        }
+        if let Some(flag) = &self.config.soft_delete {
+            mirror::check_flag(table, flag)?;
         }
         self.begin().await?;
         self.tables.insert(name, table.clone());

@@ -40,7 +40,12 @@ pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
 fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
     Ok(match &cfg.destination {
         DestinationConfig::Files(f) => Box::new(pgcdc_sink::files::FilesDestination::new(f.clone())?),
-        DestinationConfig::Postgres { pg, tls, dataset } => {
+        DestinationConfig::Postgres {
+            pg,
+            tls,
+            dataset,
+            soft_delete,
+        } => {
             let location = describe(pg);
             let (pg, tls) = (pg.clone(), tls.clone());
             let connect: pgcdc_sink::postgres::Connector = std::sync::Arc::new(move || {
@@ -59,16 +64,22 @@ fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
                     dataset: dataset.clone(),
                     meta: cfg.meta.clone(),
                     location,
+                    soft_delete: soft_delete.clone(),
                 },
                 connect,
             )?)
         }
         #[cfg(feature = "duckdb")]
-        DestinationConfig::DuckDb { path, dataset } => Box::new(
+        DestinationConfig::DuckDb {
+            path,
+            dataset,
+            soft_delete,
+        } => Box::new(
             pgcdc_sink::duckdb::DuckDbDestination::new(pgcdc_sink::duckdb::DuckDbConfig {
                 path: path.clone(),
                 dataset: dataset.clone(),
                 meta: cfg.meta.clone(),
+                soft_delete: soft_delete.clone(),
             })?,
         ),
         #[cfg(not(feature = "duckdb"))]

@@ -115,6 +115,8 @@ struct RawDestination {
     compression: bool,
     naming: MetaPreset,
     max_file_mb: usize,
+    /// Mirror mode: keep deleted rows with this BOOLEAN column set to true.
+    soft_delete_column: Option<String>,
 }
 
 impl Default for RawDestination {
@@ -128,6 +130,7 @@ impl Default for RawDestination {
             compression: true,
             naming: MetaPreset::Pgcdc,
             max_file_mb: 256,
+            soft_delete_column: None,
         }
     }
 }
@@ -278,6 +281,8 @@ pub enum DestinationConfig {
         tls: TlsOptions,
         /// The schema holding the tables.
         dataset: String,
+        /// The soft-delete flag column, if deletes keep rows.
+        soft_delete: Option<String>,
     },
     /// Mirrored tables in a DuckDB file.
     DuckDb {
@@ -285,6 +290,8 @@ pub enum DestinationConfig {
         path: PathBuf,
         /// The schema holding the tables.
         dataset: String,
+        /// The soft-delete flag column, if deletes keep rows.
+        soft_delete: Option<String>,
     },
 }
 
@@ -296,14 +303,18 @@ impl DestinationConfig {
             DestinationConfig::Postgres { pg, dataset, .. } => {
                 format!("{} (schema {dataset})", pgcdc_source::connect::describe(pg))
             }
-            DestinationConfig::DuckDb { path, dataset } => {
+            DestinationConfig::DuckDb { path, dataset, .. } => {
                 format!("{} (schema {dataset})", path.display())
             }
         }
     }
 }
 
-fn mirror_destination(url: Option<String>, dataset: String) -> Result<DestinationConfig> {
+fn mirror_destination(
+    url: Option<String>,
+    dataset: String,
+    soft_delete: Option<String>,
+) -> Result<DestinationConfig> {
     let url = url.unwrap_or_else(|| "./pgcdc.duckdb".into());
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         // Only the URL: PG* variables are the source's.
@@ -312,6 +323,7 @@ fn mirror_destination(url: Option<String>, dataset: String) -> Result<Destinatio
             pg: Box::new(pg),
             tls,
             dataset,
+            soft_delete,
         });
     }
     let path = if let Some(p) = url
@@ -333,6 +345,7 @@ fn mirror_destination(url: Option<String>, dataset: String) -> Result<Destinatio
     Ok(DestinationConfig::DuckDb {
         path: PathBuf::from(path),
         dataset,
+        soft_delete,
     })
 }
 
@@ -548,6 +561,15 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
     if raw.batch.max_rows == 0 || raw.batch.max_mb == 0 {
         bail!("batch.max_rows and batch.max_mb must be at least 1");
     }
+    let meta = MetaColumns::preset(d.naming);
+    if let Some(f) = &d.soft_delete_column {
+        if d.mode != Mode::Mirror {
+            bail!("destination.soft_delete_column applies to mode = \"mirror\" only (a changelog keeps every delete as a row)");
+        }
+        if f.is_empty() || meta.names().iter().any(|n| n.eq_ignore_ascii_case(f)) {
+            bail!("destination.soft_delete_column '{f}' must be a column name other than pgcdc's metadata columns");
+        }
+    }
     let destination = match d.mode {
         Mode::Changelog => {
             let mut files = FilesConfig::new(d.url.unwrap_or_else(|| "./lake".into()), d.dataset);
@@ -561,7 +583,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             if !d.credentials.is_empty() {
                 bail!("destination.credentials are for object storage; a mirror's credentials go in destination.url");
             }
-            let m = mirror_destination(d.url, d.dataset)?;
+            let m = mirror_destination(d.url, d.dataset, d.soft_delete_column)?;
             if let DestinationConfig::Postgres {
                 pg: target,
                 dataset,
@@ -593,7 +615,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
                 .then(|| Duration::from_secs(s.heartbeat_interval_s)),
         },
         destination,
-        meta: MetaColumns::preset(d.naming),
+        meta,
         batch: BatchConfig {
             max_rows: raw.batch.max_rows,
             max_bytes: raw.batch.max_mb << 20,

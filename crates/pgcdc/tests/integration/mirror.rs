@@ -315,3 +315,83 @@ fn every_type_lands_exactly_in_a_postgres_mirror() {
     let target = Target::postgres(&env);
     every_type(&env, &target);
 }
+
+/// Soft deletes: deleted rows stay with their last values and the flag set; the rest
+/// equals the source.
+fn soft_deletes(env: &TestEnv, target: &Target) {
+    create_tables(env);
+    // An audit of what the source deleted (and moved away from), with the last values.
+    env.sql(
+        "CREATE TABLE gone (id bigint PRIMARY KEY, note text, qty int);
+         CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF TG_OP = 'INSERT' THEN DELETE FROM gone WHERE id = NEW.id; RETURN NEW; END IF;
+           IF TG_OP = 'UPDATE' AND OLD.id = NEW.id THEN RETURN NEW; END IF;
+           INSERT INTO gone VALUES (OLD.id, OLD.note, OLD.qty)
+             ON CONFLICT (id) DO UPDATE SET note = excluded.note, qty = excluded.qty;
+           IF TG_OP = 'UPDATE' THEN DELETE FROM gone WHERE id = NEW.id; RETURN NEW; END IF;
+           RETURN OLD;
+         END $$;
+         CREATE TRIGGER audit BEFORE INSERT OR UPDATE OR DELETE ON orders FOR EACH ROW EXECUTE FUNCTION audit();",
+    );
+    configure_mirror(
+        env,
+        target,
+        &["orders", "narrow", "dup"],
+        "[batch]\nmax_rows = 97\n",
+    );
+    let text = std::fs::read_to_string(env.dir().join("pgcdc.toml")).unwrap();
+    env.write_file(
+        "pgcdc.toml",
+        &text.replace(
+            "dataset = ",
+            "soft_delete_column = \"_deleted\"\ndataset = ",
+        ),
+    );
+    pgcdc_ok(env, &["init"]);
+    workload(env, 0);
+    // Deleted twice over: in one batch, and across batches.
+    env.sql(
+        "INSERT INTO orders (id, note) VALUES (9001, 'brief'); DELETE FROM orders WHERE id = 9001;",
+    );
+    pgcdc_ok(env, &["run"]);
+    env.sql("DELETE FROM orders WHERE id IN (2, 3); UPDATE orders SET id = 9002 WHERE id = 4;");
+    pgcdc_ok(env, &["run"]);
+    let rows = target.rows(env, "orders", &["id", "note", "qty", "_deleted"]);
+    let live: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .filter(|r| r[3].as_deref() == Some("f"))
+        .map(|r| r[..3].to_vec())
+        .collect();
+    let deleted: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .filter(|r| r[3].as_deref() == Some("t"))
+        .map(|r| r[..3].to_vec())
+        .collect();
+    assert_eq!(
+        live.len() + deleted.len(),
+        rows.len(),
+        "the flag is never NULL"
+    );
+    assert_eq!(live, source_rows(env, "orders", &["id", "note", "qty"]));
+    assert_eq!(deleted, source_rows(env, "gone", &["id", "note", "qty"]));
+    assert!(deleted.iter().any(|r| r[0].as_deref() == Some("9001")));
+    assert!(deleted.iter().any(|r| r[0].as_deref() == Some("4")));
+    // Truncate still empties; keyless tables are mirrored as they are.
+    assert_mirrored(env, target, "narrow", &["k", "v"]);
+    assert_mirrored(env, target, "dup", &["a", "b"]);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn soft_deletes_keep_rows_marked_in_a_duckdb_mirror() {
+    let env = TestEnv::new("mirror_duckdb_soft");
+    soft_deletes(&env, &Target::duckdb());
+}
+
+#[test]
+fn soft_deletes_keep_rows_marked_in_a_postgres_mirror() {
+    let env = TestEnv::new("mirror_pg_soft");
+    let target = Target::postgres(&env);
+    soft_deletes(&env, &target);
+}
