@@ -20,7 +20,7 @@
 //! DuckDB calls block: on a multi-threaded tokio runtime the long ones (applying a step,
 //! committing) run in `block_in_place`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,7 +34,8 @@ use parquet::file::properties::WriterProperties;
 
 use pgcdc_core::{quote_ident, quote_literal, Checkpoint, MetaColumns, TableSchema};
 
-use crate::mirror::{self, MirrorMeta, MirrorState, Step, STATE_TABLE, STATE_VERSION};
+use crate::mirror::{self, MirrorMeta, MirrorState, Step, STATE_TABLE};
+use crate::mirror_sql::{insert_sql, key_match, move_sql, Col, MULTISET_WEIGHT};
 use crate::{Committed, Destination, Error, ErrorKind, Result};
 
 /// Settings of a [`DuckDbDestination`].
@@ -56,21 +57,12 @@ pub struct DuckDbDestination {
     meta: MirrorMeta,
     conn: Option<Connection>,
     in_tx: bool,
-    state: Option<MirrorState>,
-    /// Schemas seen in the open transaction (committed ones plus this run's).
-    tables: BTreeMap<String, TableSchema>,
+    book: mirror::Book,
     /// Column name → DuckDB type of each mirrored table, as of the open transaction.
     columns: HashMap<String, Vec<(String, String)>>,
     /// Tables whose rows the open transaction changed.
     dirty: std::collections::HashSet<String>,
     staged: u64,
-}
-
-/// One staged column: its name in the staging table and in the mirror.
-struct Col {
-    staged: String,
-    target: String,
-    key: bool,
 }
 
 fn db_err(what: &str, e: duckdb::Error) -> Error {
@@ -113,8 +105,7 @@ impl DuckDbDestination {
             meta,
             conn: None,
             in_tx: false,
-            state: None,
-            tables: BTreeMap::new(),
+            book: Default::default(),
             columns: HashMap::new(),
             dirty: Default::default(),
             staged: 0,
@@ -278,6 +269,7 @@ impl DuckDbDestination {
                 staged,
                 target: c.name.clone(),
                 key: c.key,
+                ty: String::new(),
             });
         }
         for (name, staged) in [
@@ -576,20 +568,6 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
-fn key_match(cols: &[Col], target: &str, source: &str) -> String {
-    cols.iter()
-        .filter(|c| c.key)
-        .map(|c| {
-            format!(
-                "{target}.{} = {source}.{}",
-                quote_ident(&c.target),
-                c.staged
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
 /// Upsert/delete by key, last change per key wins, TOAST-unchanged columns keep their
 /// previous value (see [`crate::mirror`]).
 fn keyed_sql(
@@ -607,7 +585,7 @@ fn keyed_sql(
     let partition = keys.join(", ");
     let mut sql = String::new();
     if moved {
-        sql.push_str(&move_sql(target, cols, soft));
+        sql.push_str(&move_sql(target, "_pgcdc_s", cols, soft));
     }
     // With soft deletes a deleted row keeps its last values: every column is "kept".
     let kept: Vec<(usize, &Col)> = cols
@@ -669,86 +647,15 @@ fn keyed_sql(
         "DELETE FROM {target} AS _t USING _pgcdc_f f WHERE {};\n",
         key_match(cols, "_t", "f")
     ));
-    match soft {
-        // A deleted row the mirror knew comes back marked.
-        Some(flag) => sql.push_str(&insert_flagged_sql(
-            target,
-            cols,
-            flag,
-            "m_op = 'delete'",
-            "_pgcdc_f WHERE m_op <> 'delete' OR m_known",
-        )),
-        None => sql.push_str(&insert_sql(target, cols, "_pgcdc_f WHERE m_op <> 'delete'")),
-    }
+    // With soft deletes, a deleted row the mirror knew comes back marked.
+    let rows = if soft.is_some() {
+        "_pgcdc_f WHERE m_op <> 'delete' OR m_known"
+    } else {
+        "_pgcdc_f WHERE m_op <> 'delete'"
+    };
+    sql.push_str(&insert_sql(target, cols, soft, rows));
     sql.push_str("DROP TABLE _pgcdc_f;\n");
     sql
-}
-
-/// A key change whose update keeps TOAST values: the old row goes to the new key first.
-/// With soft deletes it is copied instead, for the old key's delete to mark (a marked row
-/// at the new key makes room).
-fn move_sql(target: &str, cols: &[Col], soft: Option<&str>) -> String {
-    let Some(flag) = soft else {
-        let set: Vec<String> = cols
-            .iter()
-            .filter(|c| c.key)
-            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
-            .collect();
-        return format!(
-            "UPDATE {target} AS _t SET {} FROM _pgcdc_s d, _pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-            set.join(", "),
-            key_match(cols, "_t", "d")
-        );
-    };
-    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    names.push(quote_ident(flag));
-    let mut values: Vec<String> = cols
-        .iter()
-        .map(|c| {
-            if c.key {
-                format!("n.{}", c.staged)
-            } else {
-                format!("_t.{}", quote_ident(&c.target))
-            }
-        })
-        .collect();
-    values.push("false".into());
-    format!(
-        "DELETE FROM {target} AS _t USING _pgcdc_s n WHERE n.m_seq = 1 AND {};\nINSERT INTO {target} ({}) SELECT {} FROM {target} _t, _pgcdc_s d, _pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-        key_match(cols, "_t", "n"),
-        names.join(", "),
-        values.join(", "),
-        key_match(cols, "_t", "d")
-    )
-}
-
-/// Inserts the staged columns plus the soft-delete flag (`flag_expr`).
-fn insert_flagged_sql(
-    target: &str,
-    cols: &[Col],
-    flag: &str,
-    flag_expr: &str,
-    from: &str,
-) -> String {
-    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    names.push(quote_ident(flag));
-    let mut staged: Vec<String> = cols.iter().map(|c| c.staged.clone()).collect();
-    staged.push(format!("({flag_expr})"));
-    format!(
-        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
-        names.join(", "),
-        staged.join(", ")
-    )
-}
-
-fn insert_sql(target: &str, cols: &[Col], from: &str) -> String {
-    let names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    let staged: Vec<&str> = cols.iter().map(|c| c.staged.as_str()).collect();
-    format!(
-        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
-        names.join(", "),
-        staged.join(", ")
-    )
 }
 
 /// Rows as a multiset: per distinct row, inserts minus deletes copies are added or removed.
@@ -765,9 +672,7 @@ fn multiset_sql(target: &str, cols: &[Col]) -> String {
             )
         })
         .collect();
-    // An update is a delete of the old row plus an insert when the row changed (logged as
-    // a delete at the same LSN just before it), else the same row again: no change.
-    let weight = "CASE WHEN m_op = 'delete' THEN -1 WHEN m_op = 'update' AND (lag(m_op) OVER w IS DISTINCT FROM 'delete' OR lag(m_lsn) OVER w <> m_lsn) THEN 0 ELSE 1 END";
+    let weight = MULTISET_WEIGHT;
     let mut sql = format!(
         "CREATE OR REPLACE TEMP TABLE _pgcdc_n AS SELECT {list}, sum(m_w)::BIGINT AS m_n, row_number() OVER () AS m_i FROM (SELECT *, {weight} AS m_w FROM _pgcdc_s WINDOW w AS (ORDER BY m_seq)) GROUP BY {list};\n"
     );
@@ -778,6 +683,7 @@ fn multiset_sql(target: &str, cols: &[Col]) -> String {
     sql.push_str(&insert_sql(
         target,
         cols,
+        None,
         &format!("(SELECT {list}, unnest(range(m_n)) FROM _pgcdc_n WHERE m_n > 0)"),
     ));
     sql.push_str("DROP TABLE _pgcdc_n;\n");
@@ -807,14 +713,7 @@ impl Destination for DuckDbDestination {
 
     async fn read_committed(&mut self) -> Result<Option<Committed>> {
         let state = blocking(|| self.read_state())?;
-        if !self.in_tx {
-            self.tables = state.as_ref().map(|s| s.tables.clone()).unwrap_or_default();
-        }
-        self.state.clone_from(&state);
-        Ok(state.map(|s| Committed {
-            checkpoint: s.checkpoint,
-            tables: s.tables.into_values().collect(),
-        }))
+        Ok(self.book.read(state, self.in_tx))
     }
 
     async fn initialize(&mut self, checkpoint: &Checkpoint, replace: bool) -> Result<bool> {
@@ -829,18 +728,13 @@ impl Destination for DuckDbDestination {
             let t = self.target(name);
             self.exec(&format!("DROP TABLE IF EXISTS {t}"))?;
         }
-        let state = MirrorState {
-            format_version: STATE_VERSION,
-            checkpoint: checkpoint.clone(),
-            tables: BTreeMap::new(),
-        };
+        let state = self.book.start(checkpoint);
         self.write_state(&state)?;
         self.exec("COMMIT")?;
         self.in_tx = false;
         self.dirty.clear();
         self.columns.clear();
-        self.tables.clear();
-        self.state = Some(state);
+        self.book.state = Some(state);
         Ok(true)
     }
 
@@ -848,18 +742,8 @@ impl Destination for DuckDbDestination {
         if rows.num_rows() == 0 {
             return Ok(());
         }
-        let name = table.table.name.clone();
-        if name.eq_ignore_ascii_case(STATE_TABLE) {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!("source table {} has the name of pgcdc's state table in the mirror; leave it out of the publication (source.tables)", table.table),
-            ));
-        }
-        if let Some(flag) = &self.config.soft_delete {
-            mirror::check_flag(table, flag)?;
-        }
+        self.book.admit(table, self.config.soft_delete.as_deref())?;
         self.begin()?;
-        self.tables.insert(name, table.clone());
         let steps = mirror::plan(&rows, &self.meta, mirror::keyed(table))?;
         for step in steps {
             blocking(|| self.apply(table, &rows, step))?;
@@ -868,20 +752,11 @@ impl Destination for DuckDbDestination {
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        if self.state.is_none() {
-            self.state = blocking(|| self.read_state())?;
-        }
-        if let Some(s) = &self.state {
-            for (name, t) in &s.tables {
-                self.tables.entry(name.clone()).or_insert_with(|| t.clone());
-            }
+        if self.book.state.is_none() {
+            self.book.state = blocking(|| self.read_state())?;
         }
         self.begin()?;
-        let state = MirrorState {
-            format_version: STATE_VERSION,
-            checkpoint: checkpoint.clone(),
-            tables: self.tables.clone(),
-        };
+        let state = self.book.next(checkpoint);
         self.write_state(&state)?;
         crate::failpoint("mirror.before_commit");
         // A failed COMMIT ends the transaction too (DuckDB rolls it back).
@@ -889,7 +764,7 @@ impl Destination for DuckDbDestination {
         self.dirty.clear();
         blocking(|| self.exec("COMMIT"))?;
         crate::failpoint("mirror.after_commit");
-        self.state = Some(state);
+        self.book.state = Some(state);
         Ok(())
     }
 
@@ -905,11 +780,7 @@ impl Destination for DuckDbDestination {
         }
         self.dirty.clear();
         self.columns.clear();
-        self.tables = self
-            .state
-            .as_ref()
-            .map(|s| s.tables.clone())
-            .unwrap_or_default();
+        self.book.reset();
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ pub mod duckdb;
 mod error;
 pub mod files;
 pub mod mirror;
+mod mirror_sql;
 pub mod pgtext;
 pub mod postgres;
 pub mod store;

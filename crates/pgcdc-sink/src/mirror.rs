@@ -209,6 +209,73 @@ pub struct MirrorState {
     pub tables: std::collections::BTreeMap<String, TableSchema>,
 }
 
+/// What a mirror destination keeps between calls, the same for every backend: the
+/// committed state, and the table schemas as of the open transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    pub state: Option<MirrorState>,
+    pub tables: std::collections::BTreeMap<String, TableSchema>,
+}
+
+impl Book {
+    /// Takes a state read back from the destination; returns it as [`Committed`].
+    pub fn read(&mut self, state: Option<MirrorState>, in_tx: bool) -> Option<crate::Committed> {
+        if !in_tx {
+            self.tables = state.as_ref().map(|s| s.tables.clone()).unwrap_or_default();
+        }
+        self.state.clone_from(&state);
+        state.map(|s| crate::Committed {
+            checkpoint: s.checkpoint,
+            tables: s.tables.into_values().collect(),
+        })
+    }
+
+    /// Refuses a table the mirror cannot hold, and records its schema for the commit.
+    pub fn admit(&mut self, table: &TableSchema, soft_delete: Option<&str>) -> Result<()> {
+        if table.table.name.eq_ignore_ascii_case(STATE_TABLE) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("source table {} has the name of pgcdc's state table in the mirror; leave it out of the publication (source.tables)", table.table),
+            ));
+        }
+        if let Some(flag) = soft_delete {
+            check_flag(table, flag)?;
+        }
+        self.tables.insert(table.table.name.clone(), table.clone());
+        Ok(())
+    }
+
+    /// The state a commit writes: `checkpoint`, and every schema seen (earlier commits' too).
+    pub fn next(&mut self, checkpoint: &Checkpoint) -> MirrorState {
+        if let Some(s) = &self.state {
+            for (name, t) in &s.tables {
+                self.tables.entry(name.clone()).or_insert_with(|| t.clone());
+            }
+        }
+        MirrorState {
+            format_version: STATE_VERSION,
+            checkpoint: checkpoint.clone(),
+            tables: self.tables.clone(),
+        }
+    }
+
+    /// The state `initialize` writes (no tables yet), remembered as committed.
+    pub fn start(&mut self, checkpoint: &Checkpoint) -> MirrorState {
+        self.tables.clear();
+        self.state = None;
+        self.next(checkpoint)
+    }
+
+    /// Forgets the open transaction's schemas.
+    pub fn reset(&mut self) {
+        self.tables = self
+            .state
+            .as_ref()
+            .map(|s| s.tables.clone())
+            .unwrap_or_default();
+    }
+}
+
 /// The [`MirrorState::format_version`] this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
 

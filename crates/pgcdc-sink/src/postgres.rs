@@ -18,7 +18,7 @@
 //! values, longer or unbounded varchar, varchar → text) are applied with `ALTER TABLE`;
 //! any other change is an error naming the column and the manual step.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -32,7 +32,8 @@ use pgcdc_core::{
     quote_ident, quote_literal, Checkpoint, Column, MetaColumns, TableSchema, ValueKind,
 };
 
-use crate::mirror::{self, MirrorMeta, MirrorState, Step, STATE_TABLE, STATE_VERSION};
+use crate::mirror::{self, MirrorMeta, MirrorState, Step, STATE_TABLE};
+use crate::mirror_sql::{insert_sql, key_match, move_sql, staged_key_match, Col, MULTISET_WEIGHT};
 use crate::{Committed, Destination, Error, ErrorKind, Result};
 
 /// Opens a new connection to the target database (called again after a lost one).
@@ -58,19 +59,10 @@ pub struct PostgresDestination {
     connect: Connector,
     client: Option<Client>,
     in_tx: bool,
-    state: Option<MirrorState>,
-    tables: BTreeMap<String, TableSchema>,
+    book: mirror::Book,
     /// Column name → type of each mirrored table, as of the open transaction.
     columns: HashMap<String, Vec<(String, String)>>,
     type_names: HashMap<(u32, i32), Option<String>>,
-}
-
-/// One staged column: its name in the staging table and in the mirror, and its type.
-struct Col {
-    staged: String,
-    target: String,
-    key: bool,
-    ty: String,
 }
 
 /// The first OID of user-defined objects: OIDs below it are built in.
@@ -111,8 +103,7 @@ impl PostgresDestination {
             connect,
             client: None,
             in_tx: false,
-            state: None,
-            tables: BTreeMap::new(),
+            book: Default::default(),
             columns: HashMap::new(),
             type_names: HashMap::new(),
         })
@@ -516,38 +507,6 @@ fn holds(wide: &str, narrow: &str) -> bool {
     }
 }
 
-fn key_match(cols: &[Col], target: &str, staged: &str) -> String {
-    cols.iter()
-        .filter(|c| c.key)
-        .map(|c| {
-            format!(
-                "{target}.{} = {staged}.{}",
-                quote_ident(&c.target),
-                c.staged
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-fn staged_key_match(cols: &[Col], a: &str, b: &str) -> String {
-    cols.iter()
-        .filter(|c| c.key)
-        .map(|c| format!("{a}.{s} = {b}.{s}", s = c.staged))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-fn insert_sql(target: &str, cols: &[Col], from: &str) -> String {
-    let names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    let staged: Vec<&str> = cols.iter().map(|c| c.staged.as_str()).collect();
-    format!(
-        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
-        names.join(", "),
-        staged.join(", ")
-    )
-}
-
 /// Upsert/delete by key; TOAST-unchanged columns keep their previous value; with `soft`,
 /// deleted rows the mirror knew stay, marked.
 fn keyed_sql(
@@ -565,7 +524,7 @@ fn keyed_sql(
     let keys = keys.join(", ");
     let mut sql = String::new();
     if moved {
-        sql.push_str(&move_sql(target, cols, soft));
+        sql.push_str(&move_sql(target, "pg_temp._pgcdc_s", cols, soft));
     }
     sql.push_str(&format!(
         "DROP TABLE IF EXISTS pg_temp._pgcdc_f; CREATE TEMP TABLE _pgcdc_f AS SELECT DISTINCT ON ({keys}) *, false AS m_known FROM pg_temp._pgcdc_s ORDER BY {keys}, m_seq DESC;\n"
@@ -610,69 +569,13 @@ fn keyed_sql(
         "DELETE FROM {target} AS _t USING pg_temp._pgcdc_f f WHERE {};\n",
         key_match(cols, "_t", "f")
     ));
-    match soft {
-        Some(flag) => sql.push_str(&insert_flagged_sql(
-            target,
-            cols,
-            flag,
-            "pg_temp._pgcdc_f WHERE m_op <> 'delete' OR m_known",
-        )),
-        None => sql.push_str(&insert_sql(
-            target,
-            cols,
-            "pg_temp._pgcdc_f WHERE m_op <> 'delete'",
-        )),
-    }
-    sql
-}
-
-/// A key change whose update keeps TOAST values: the old row goes to the new key first;
-/// with soft deletes it is copied, for the old key's delete to mark.
-fn move_sql(target: &str, cols: &[Col], soft: Option<&str>) -> String {
-    let Some(flag) = soft else {
-        let set: Vec<String> = cols
-            .iter()
-            .filter(|c| c.key)
-            .map(|c| format!("{} = n.{}", quote_ident(&c.target), c.staged))
-            .collect();
-        return format!(
-            "UPDATE {target} AS _t SET {} FROM pg_temp._pgcdc_s d, pg_temp._pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-            set.join(", "),
-            key_match(cols, "_t", "d")
-        );
+    let rows = if soft.is_some() {
+        "pg_temp._pgcdc_f WHERE m_op <> 'delete' OR m_known"
+    } else {
+        "pg_temp._pgcdc_f WHERE m_op <> 'delete'"
     };
-    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    names.push(quote_ident(flag));
-    let mut values: Vec<String> = cols
-        .iter()
-        .map(|c| {
-            if c.key {
-                format!("n.{}", c.staged)
-            } else {
-                format!("_t.{}", quote_ident(&c.target))
-            }
-        })
-        .collect();
-    values.push("false".into());
-    format!(
-        "DELETE FROM {target} AS _t USING pg_temp._pgcdc_s n WHERE n.m_seq = 1 AND {};\nINSERT INTO {target} ({}) SELECT {} FROM {target} _t, pg_temp._pgcdc_s d, pg_temp._pgcdc_s n WHERE d.m_seq = 0 AND n.m_seq = 1 AND {};\n",
-        key_match(cols, "_t", "n"),
-        names.join(", "),
-        values.join(", "),
-        key_match(cols, "_t", "d")
-    )
-}
-
-fn insert_flagged_sql(target: &str, cols: &[Col], flag: &str, from: &str) -> String {
-    let mut names: Vec<String> = cols.iter().map(|c| quote_ident(&c.target)).collect();
-    names.push(quote_ident(flag));
-    let mut staged: Vec<String> = cols.iter().map(|c| c.staged.clone()).collect();
-    staged.push("(m_op = 'delete')".into());
-    format!(
-        "INSERT INTO {target} ({}) SELECT {} FROM {from};\n",
-        names.join(", "),
-        staged.join(", ")
-    )
+    sql.push_str(&insert_sql(target, cols, soft, rows));
+    sql
 }
 
 /// Rows as a multiset (compared by their text form, which every type has).
@@ -691,7 +594,7 @@ fn multiset_sql(target: &str, cols: &[Col]) -> String {
             )
         })
         .collect();
-    let weight = "CASE WHEN m_op = 'delete' THEN -1 WHEN m_op = 'update' AND (lag(m_op) OVER w IS DISTINCT FROM 'delete' OR lag(m_lsn) OVER w <> m_lsn) THEN 0 ELSE 1 END";
+    let weight = MULTISET_WEIGHT;
     let mut sql = format!(
         "DROP TABLE IF EXISTS pg_temp._pgcdc_n; CREATE TEMP TABLE _pgcdc_n AS SELECT *, row_number() OVER () AS m_i FROM (SELECT DISTINCT ON ({texts}) {list}, (sum(m_w) OVER (PARTITION BY {texts}))::bigint AS m_n FROM (SELECT *, {weight} AS m_w FROM pg_temp._pgcdc_s WINDOW w AS (ORDER BY m_seq)) x ORDER BY {texts}) y;\n"
     );
@@ -702,6 +605,7 @@ fn multiset_sql(target: &str, cols: &[Col]) -> String {
     sql.push_str(&insert_sql(
         target,
         cols,
+        None,
         "pg_temp._pgcdc_n, generate_series(1, m_n) WHERE m_n > 0",
     ));
     sql
@@ -723,14 +627,7 @@ impl Destination for PostgresDestination {
 
     async fn read_committed(&mut self) -> Result<Option<Committed>> {
         let state = self.read_state().await?;
-        if !self.in_tx {
-            self.tables = state.as_ref().map(|s| s.tables.clone()).unwrap_or_default();
-        }
-        self.state.clone_from(&state);
-        Ok(state.map(|s| Committed {
-            checkpoint: s.checkpoint,
-            tables: s.tables.into_values().collect(),
-        }))
+        Ok(self.book.read(state, self.in_tx))
     }
 
     async fn initialize(&mut self, checkpoint: &Checkpoint, replace: bool) -> Result<bool> {
@@ -745,17 +642,12 @@ impl Destination for PostgresDestination {
             self.exec("dropping a table", &format!("DROP TABLE IF EXISTS {t}"))
                 .await?;
         }
-        let state = MirrorState {
-            format_version: STATE_VERSION,
-            checkpoint: checkpoint.clone(),
-            tables: BTreeMap::new(),
-        };
+        let state = self.book.start(checkpoint);
         self.write_state(&state).await?;
         self.in_tx = false;
         self.exec("committing", "COMMIT").await?;
         self.columns.clear();
-        self.tables.clear();
-        self.state = Some(state);
+        self.book.state = Some(state);
         Ok(true)
     }
 
@@ -763,18 +655,8 @@ impl Destination for PostgresDestination {
         if rows.num_rows() == 0 {
             return Ok(());
         }
-        let name = table.table.name.clone();
-        if name == STATE_TABLE {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!("source table {} has the name of pgcdc's state table in the mirror; leave it out of the publication (source.tables)", table.table),
-            ));
-        }
-        if let Some(flag) = &self.config.soft_delete {
-            mirror::check_flag(table, flag)?;
-        }
+        self.book.admit(table, self.config.soft_delete.as_deref())?;
         self.begin().await?;
-        self.tables.insert(name, table.clone());
         let steps = mirror::plan(&rows, &self.meta, mirror::keyed(table))?;
         for step in steps {
             self.apply(table, &rows, step).await?;
@@ -783,26 +665,17 @@ impl Destination for PostgresDestination {
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        if self.state.is_none() {
-            self.state = self.read_state().await?;
-        }
-        if let Some(s) = &self.state {
-            for (name, t) in &s.tables {
-                self.tables.entry(name.clone()).or_insert_with(|| t.clone());
-            }
+        if self.book.state.is_none() {
+            self.book.state = self.read_state().await?;
         }
         self.begin().await?;
-        let state = MirrorState {
-            format_version: STATE_VERSION,
-            checkpoint: checkpoint.clone(),
-            tables: self.tables.clone(),
-        };
+        let state = self.book.next(checkpoint);
         self.write_state(&state).await?;
         crate::failpoint("mirror.before_commit");
         self.in_tx = false;
         self.exec("committing", "COMMIT").await?;
         crate::failpoint("mirror.after_commit");
-        self.state = Some(state);
+        self.book.state = Some(state);
         Ok(())
     }
 
@@ -815,11 +688,7 @@ impl Destination for PostgresDestination {
             }
         }
         self.columns.clear();
-        self.tables = self
-            .state
-            .as_ref()
-            .map(|s| s.tables.clone())
-            .unwrap_or_default();
+        self.book.reset();
         Ok(())
     }
 }
