@@ -395,3 +395,100 @@ fn soft_deletes_keep_rows_marked_in_a_postgres_mirror() {
     let target = Target::postgres(&env);
     soft_deletes(&env, &target);
 }
+
+/// A type change the mirror cannot apply by itself stops the run with what to do; the
+/// checkpoint stays, so after the manual step the run goes on from there.
+fn incompatible_type_change(env: &TestEnv, target: &Target) {
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one'), (2, 'two');");
+    configure_mirror(env, target, &["kv"], "");
+    pgcdc_ok(env, &["init"]);
+    env.sql(
+        "ALTER TABLE kv ALTER COLUMN v TYPE int USING length(v); INSERT INTO kv VALUES (3, 33);",
+    );
+    let err = crate::replication::pgcdc_err(env, &["run"]);
+    assert!(
+        err.contains("column \"v\"") && err.contains("changed type"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ALTER TABLE") && err.contains("pgcdc snapshot kv"),
+        "{err}"
+    );
+    // Nothing of the failed batch landed.
+    assert_eq!(target.rows(env, "kv", &["k"]).len(), 2);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn an_incompatible_type_change_stops_a_duckdb_mirror_with_the_fix() {
+    let env = TestEnv::new("mirror_duckdb_type_change");
+    incompatible_type_change(&env, &Target::duckdb());
+}
+
+#[test]
+fn an_incompatible_type_change_stops_a_postgres_mirror_with_the_fix() {
+    let env = TestEnv::new("mirror_pg_type_change");
+    let target = Target::postgres(&env);
+    incompatible_type_change(&env, &target);
+}
+
+#[test]
+fn bad_mirror_destinations_are_named_before_anything_is_created() {
+    let env = TestEnv::new("mirror_bad_dest");
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY);");
+    let write = |destination: &str| {
+        env.write_file(
+            "pgcdc.toml",
+            &format!(
+                "[source]\nurl = {}\nslot = {}\npublication = {}\nschema = {}\ntables = [\"kv\"]\n\n[destination]\n{destination}\n",
+                toml_str(&env.url()),
+                toml_str(&env.slot),
+                toml_str(&env.publication),
+                toml_str(&env.schema),
+            ),
+        )
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            "mode = \"mirror\"\nurl = \"postgresql://mirror:s3cret-pw@127.0.0.1:1/db\"".into(),
+            &["cannot connect to the mirror database", "127.0.0.1:1"],
+        ),
+        (
+            "mode = \"mirror\"\nurl = \"./lake\"".into(),
+            &["destination.url", "is not a mirror destination"],
+        ),
+        (
+            "soft_delete_column = \"_deleted\"".into(),
+            &["soft_delete_column", "mirror"],
+        ),
+        (
+            format!(
+                "mode = \"mirror\"\nurl = {}\ndataset = {}",
+                toml_str(&env.url()),
+                toml_str(&env.schema)
+            ),
+            &["would overwrite the source tables"],
+        ),
+        #[cfg(feature = "duckdb")]
+        (
+            format!(
+                "mode = \"mirror\"\nurl = {}",
+                toml_str(&env.dir().join("no/such/dir/m.duckdb").display().to_string())
+            ),
+            &["does not exist"],
+        ),
+    ];
+    for (destination, expected) in cases {
+        write(&destination);
+        let err = crate::replication::pgcdc_err(&env, &["init"]);
+        for e in expected {
+            assert!(err.contains(e), "{destination}: expected {e:?} in:\n{err}");
+        }
+        assert!(!err.contains("s3cret-pw"), "the password leaked: {err}");
+        let slots = env.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.slot
+        ));
+        assert_eq!(slots.trim(), "0", "{destination}: a slot was created");
+    }
+}
