@@ -2,7 +2,15 @@
 # End-to-end stream benchmark: `pgcdc run` against `pg_recvlogical` (the walsender's own
 # speed limit) on the same changes, on a throwaway local PostgreSQL.
 #
-#   bench/stream.sh [TRANSACTIONS]      (default 800: 500k inserts, 200k updates, 100k deletes)
+#   bench/stream.sh [TRANSACTIONS] [WORKLOAD]
+#
+# WORKLOAD mixed (default): 800k changes (500k inserts, 200k updates, 100k deletes) in
+#   TRANSACTIONS (default 800) transactions, 70% into `orders` (bigint, int, text,
+#   numeric(12,2), timestamptz, jsonb), 30% into the narrow `events` (bigint, int);
+#   `bench/stream.sh 1` makes it one transaction (streamed in progress by the server).
+# WORKLOAD wide: 100k changes of rows with an 8 KB TOASTed text (stored out of line):
+#   50k inserts, 30k updates leaving it unchanged, 10k updates changing it, 10k deletes.
+# CHANGES=N scales the mixed workload (e.g. CHANGES=1000000 bench/stream.sh 1).
 #
 # Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS; then the same
 # changes into a DuckDB mirror and a PostgreSQL mirror (another database on the same
@@ -11,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 txs=${1:-800}
+workload=${2:-mixed}
+case "$workload" in mixed|wide) ;; *) echo "unknown workload $workload (mixed, wide)" >&2; exit 2 ;; esac
 work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
 chmod 755 "$work"
 DUCKDB_LIB_DIR=$(scripts/install-deps --no-python --no-s3 | sed -n 's/^DUCKDB_LIB_DIR=//p')
@@ -24,13 +34,16 @@ shared_buffers = 512MB"
 cargo build --release --quiet -p pgcdc --features duckdb
 pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
 
-psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)"
+psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)" \
+  -c "CREATE TABLE events (id bigint PRIMARY KEY, n int)" \
+  -c "CREATE TABLE docs (id bigint PRIMARY KEY, title text, body text)" \
+  -c "ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL"
 cat > "$work/pgcdc.toml" <<TOML
 [source]
 url = "$url"
 slot = "bench"
 publication = "bench"
-tables = ["orders"]
+tables = ["orders", "events", "docs"]
 [destination]
 url = "$work/lake"
 TOML
@@ -44,22 +57,45 @@ sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|
 "$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
 
-ins=$((500000 / txs)); upd=$((200000 / txs)); del=$((100000 / txs))
-echo "workload: $txs transactions of $ins inserts, $upd updates, $del deletes"
-python3 - "$txs" "$ins" "$upd" "$del" > "$work/workload.sql" <<'PY'
+python3 - "$workload" "$txs" "${CHANGES:-800000}" > "$work/workload.sql" 2> "$work/changes" <<'PY'
 import sys
-txs, ins, upd, dele = map(int, sys.argv[1:])
-for t in range(txs):
-    a = t * ins + 1
-    print("BEGIN;")
-    print(f"INSERT INTO orders SELECT g, g % 1000, 'order note ' || g, (g % 10000) * 0.01, '2024-01-01'::timestamptz + g * interval '1 s', jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) FROM generate_series({a}, {a + ins - 1}) g;")
-    print(f"UPDATE orders SET amount = amount + 1, note = note || '!' WHERE id BETWEEN {a} AND {a + upd - 1};")
-    print(f"DELETE FROM orders WHERE id BETWEEN {a + ins - dele} AND {a + ins - 1};")
-    print("COMMIT;")
+workload, txs, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+changes = 0
+if workload == "mixed":
+    ins, upd, dele = total * 5 // 8 // txs, total * 2 // 8 // txs, total // 8 // txs
+    print(f"-- {txs} transactions of {ins} inserts, {upd} updates, {dele} deletes (70% orders, 30% events)", file=sys.stderr)
+    for t in range(txs):
+        print("BEGIN;")
+        for table, share in (("orders", 7), ("events", 3)):
+            i, u, d = ins * share // 10, upd * share // 10, dele * share // 10
+            a = t * ins + 1
+            if table == "orders":
+                print(f"INSERT INTO orders SELECT g, g % 1000, 'order note ' || g, (g % 10000) * 0.01, '2024-01-01'::timestamptz + g * interval '1 s', jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) FROM generate_series({a}, {a + i - 1}) g;")
+                print(f"UPDATE orders SET amount = amount + 1, note = note || '!' WHERE id BETWEEN {a} AND {a + u - 1};")
+            else:
+                print(f"INSERT INTO events SELECT g, g % 97 FROM generate_series({a}, {a + i - 1}) g;")
+                print(f"UPDATE events SET n = n + 1 WHERE id BETWEEN {a} AND {a + u - 1};")
+            print(f"DELETE FROM {table} WHERE id BETWEEN {a + i - d} AND {a + i - 1};")
+            changes += i + u + d
+        print("COMMIT;")
+else:
+    n = 50000
+    print(f"-- {n} inserts of 8 KB rows, {3 * n // 5} updates keeping the TOASTed value, {n // 5} changing it, {n // 5} deletes, in {n // 500} transactions", file=sys.stderr)
+    for t in range(n // 500):
+        a = t * 500 + 1
+        print("BEGIN;")
+        print(f"INSERT INTO docs SELECT g, 'doc ' || g, repeat(md5(g::text), 256) FROM generate_series({a}, {a + 499}) g;")
+        print(f"UPDATE docs SET title = title || '!' WHERE id BETWEEN {a} AND {a + 299};")
+        print(f"UPDATE docs SET body = repeat(md5((id + 1)::text), 256) WHERE id BETWEEN {a + 300} AND {a + 399};")
+        print(f"DELETE FROM docs WHERE id BETWEEN {a + 400} AND {a + 499};")
+        print("COMMIT;")
+        changes += 1000
+print(changes, file=sys.stderr)
 PY
+echo "workload $workload: $(head -n 1 "$work/changes")"
 psql_ -f "$work/workload.sql" >/dev/null
 end=$(psql_ -At -c "SELECT pg_current_wal_lsn()")
-changes=$((txs * (ins + upd + del)))
+changes=$(tail -n 1 "$work/changes")
 echo "changes: $changes, WAL end $end"
 
 t0=$(date +%s.%N)
@@ -74,9 +110,11 @@ read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
 read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
 cat "$work/run.out"
 cat "$work/mirror.out" "$work/pgmirror.out"
-mrows=$(psql -X -At -d "${url%/*}/mirror" -c "SELECT count(*) FROM pgcdc.orders")
-srows=$(psql_ -At -c "SELECT count(*) FROM orders")
-echo "rows: source $srows, PostgreSQL mirror $mrows"
+for t in orders events docs; do
+  s_n=$(psql_ -At -c "SELECT count(*) FROM $t")
+  m_n=$(psql -X -At -d "${url%/*}/mirror" -c "SELECT count(*) FROM pgcdc.$t" 2>/dev/null || echo 0)
+  echo "rows in $t: source $s_n, PostgreSQL mirror $m_n"
+done
 python3 - <<PY
 changes = $changes
 rw, pw = $r_wall, $p_wall
@@ -89,3 +127,13 @@ print(f"| pgcdc run, DuckDB mirror | {mw:.2f} | {changes/mw:,.0f} | {rw/mw:.2f} 
 gw = $g_wall
 print(f"| pgcdc run, PostgreSQL mirror | {gw:.2f} | {changes/gw:,.0f} | {rw/gw:.2f} | {$g_user+$g_sys:.2f} (+ server) | {($g_user+$g_sys)/changes*1e6:.2f} | {$g_rss/1024:.0f} |")
 PY
+
+# The chart (matplotlib in a venv of its own, made once).
+chart_py=$HOME/.cache/pgcdc/bench-venv/bin/python
+if ! "$chart_py" -c 'import matplotlib' 2>/dev/null; then
+  python3 -m venv "$HOME/.cache/pgcdc/bench-venv" && "$chart_py" -m pip install -q matplotlib
+fi
+chart=bench/results/stream-$workload-${txs}tx.png
+"$chart_py" bench/chart.py "$chart" "$workload: $changes changes in $txs transactions" \
+  "pg_recvlogical=$r_wall" "pgcdc run=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" "$changes"
+echo "chart: $chart"

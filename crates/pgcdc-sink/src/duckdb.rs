@@ -142,8 +142,11 @@ impl DuckDbDestination {
             }
             let c = Connection::open(path)
                 .map_err(|e| db_err(&format!("opening {}", path.display()), e))?;
+            // Row order is carried by m_seq, so DuckDB need not keep insertion order
+            // (which costs memory in large CREATE TABLE AS). DuckDB's buffer pool would
+            // take 80% of the machine's memory; a CDC process shares the machine.
             c.execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.{t} (id INTEGER, state VARCHAR);",
+                "SET preserve_insertion_order = false; SET memory_limit = '1GB'; CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.{t} (id INTEGER, state VARCHAR);",
                 s = self.schema(),
                 t = quote_ident(STATE_TABLE)
             ))
@@ -596,10 +599,11 @@ fn keyed_sql(
     let toast = "coalesce(m_toast, [])";
     let mut windows = String::new();
     for (i, c) in &kept {
+        // Which earlier row last sent the value (its m_seq): the window sorts integers
+        // only, and the value is fetched by a join (TOASTed values are large).
         windows.push_str(&format!(
-            ", last_value(CASE WHEN m_op <> 'delete' AND NOT list_contains({toast}, {n}) THEN struct_pack(v := {s}) END IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY m_seq) AS m_prev{i}",
+            ", max(CASE WHEN m_op <> 'delete' AND NOT list_contains({toast}, {n}) THEN m_seq END) OVER (PARTITION BY {partition}) AS m_src{i}",
             n = quote_literal(&c.target),
-            s = c.staged
         ));
     }
     if soft.is_some() {
@@ -616,7 +620,7 @@ fn keyed_sql(
         .iter()
         .map(|c| match kept.iter().find(|(_, k)| k.staged == c.staged) {
             Some((i, _)) => format!(
-                "CASE WHEN list_contains(coalesce(w.m_toast, []), {n}){deleted} THEN CASE WHEN w.m_prev{i} IS NOT NULL THEN w.m_prev{i}.v ELSE _t.{t} END ELSE w.{s} END AS {s}",
+                "CASE WHEN list_contains(coalesce(w.m_toast, []), {n}){deleted} THEN CASE WHEN w.m_src{i} IS NOT NULL THEN p{i}.{s} ELSE _t.{t} END ELSE w.{s} END AS {s}",
                 n = quote_literal(&c.target),
                 t = quote_ident(&c.target),
                 s = c.staged
@@ -634,11 +638,14 @@ fn keyed_sql(
             "(w.m_live > 0 OR _t.{first} IS NOT NULL) AS m_known"
         ));
     }
-    let join = if kept.is_empty() && soft.is_none() {
+    let mut join = if kept.is_empty() && soft.is_none() {
         String::new()
     } else {
         format!(" LEFT JOIN {target} _t ON {}", key_match(cols, "_t", "w"))
     };
+    for (i, _) in &kept {
+        join.push_str(&format!(" LEFT JOIN _pgcdc_s p{i} ON p{i}.m_seq = w.m_src{i}"));
+    }
     sql.push_str(&format!(
         "CREATE OR REPLACE TEMP TABLE _pgcdc_f AS WITH w AS (SELECT *{windows} FROM _pgcdc_s QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY m_seq DESC) = 1) SELECT w.m_op, {} FROM w{join};\n",
         select.join(", ")
