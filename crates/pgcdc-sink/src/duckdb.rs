@@ -644,7 +644,9 @@ fn keyed_sql(
         format!(" LEFT JOIN {target} _t ON {}", key_match(cols, "_t", "w"))
     };
     for (i, _) in &kept {
-        join.push_str(&format!(" LEFT JOIN _pgcdc_s p{i} ON p{i}.m_seq = w.m_src{i}"));
+        join.push_str(&format!(
+            " LEFT JOIN _pgcdc_s p{i} ON p{i}.m_seq = w.m_src{i}"
+        ));
     }
     sql.push_str(&format!(
         "CREATE OR REPLACE TEMP TABLE _pgcdc_f AS WITH w AS (SELECT *{windows} FROM _pgcdc_s QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY m_seq DESC) = 1) SELECT w.m_op, {} FROM w{join};\n",

@@ -119,7 +119,16 @@ impl PostgresDestination {
 
     async fn client(&mut self) -> Result<&Client> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.in_tx = false;
+            if self.in_tx {
+                // The server rolled the open transaction back: what this batch wrote is
+                // gone, so the batch must fail and be replayed from the checkpoint.
+                self.in_tx = false;
+                self.client = None;
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "PostgreSQL mirror: the connection was lost in the middle of a batch; it is replayed from the checkpoint",
+                ));
+            }
             let c = (self.connect)().await?;
             c.batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.{t} (id int PRIMARY KEY, state text NOT NULL);",
@@ -682,9 +691,12 @@ impl Destination for PostgresDestination {
     async fn rollback(&mut self) -> Result<()> {
         if self.in_tx {
             self.in_tx = false;
-            // A lost connection has rolled back by itself.
-            if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
-                self.exec("rolling back", "ROLLBACK").await?;
+            // A lost connection has rolled back by itself (the client may not know yet).
+            if let Some(c) = self.client.as_ref().filter(|c| !c.is_closed()) {
+                if let Err(e) = c.batch_execute("ROLLBACK").await {
+                    tracing::debug!(error = %e, "mirror rollback failed; dropping the connection");
+                    self.client = None;
+                }
             }
         }
         self.columns.clear();

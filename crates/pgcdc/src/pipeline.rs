@@ -148,9 +148,10 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
             Ok(()) => break,
             Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "replication interrupted; reconnecting");
-                dest.rollback()
-                    .await
-                    .context("discarding uncommitted writes")?;
+                // Not fatal: the next session's `open` removes what was not committed.
+                if let Err(r) = dest.rollback().await {
+                    tracing::warn!(error = %r, "could not discard uncommitted writes yet; the next session will");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -651,6 +652,9 @@ impl Session<'_> {
     /// Writes a committed streamed transaction's rows (uncommitted until the next commit).
     async fn on_stream_commit(&mut self, xid: u32, commit_ts: i64, commit_lsn: Lsn) -> Result<()> {
         let (pieces, stats) = self.streamed.commit(xid)?;
+        // Rows of transactions that committed earlier and are still buffered go first:
+        // destinations get each table's rows in commit order (a mirror applies them so).
+        self.flush_all().await?;
         for piece in pieces {
             let (schema, batches) = match piece {
                 Piece::Memory(schema, batch) => (schema, vec![batch]),
@@ -811,6 +815,15 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Writes every table's buffered rows.
+    async fn flush_all(&mut self) -> Result<()> {
+        let keys: Vec<String> = self.buffers.keys().cloned().collect();
+        for k in keys {
+            self.flush_table(&k).await?;
+        }
+        Ok(())
+    }
+
     /// Commits everything complete so far (call only between transactions). With
     /// `advance`, a quiet stream's position is committed too, so the slot moves on.
     async fn commit(&mut self, stream: &mut ReplicationStream, advance: bool) -> Result<()> {
@@ -821,10 +834,7 @@ impl Session<'_> {
             (None, true) if self.idle_position > self.checkpoint.lsn => self.idle_position,
             _ => return Ok(()),
         };
-        let keys: Vec<String> = self.buffers.keys().cloned().collect();
-        for k in keys {
-            self.flush_table(&k).await?;
-        }
+        self.flush_all().await?;
         let mut checkpoint = self.checkpoint.clone();
         checkpoint.lsn = target;
         checkpoint.committed_at = chrono::Utc::now().to_rfc3339();

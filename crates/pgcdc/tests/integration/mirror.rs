@@ -53,6 +53,22 @@ impl Target {
         }
     }
 
+    /// How many rows the mirrored table has (0 while it does not exist).
+    fn count(&self, env: &TestEnv, table: &str) -> usize {
+        match self {
+            Target::DuckDb => self.rows(env, table, &["1"]).len(),
+            Target::Postgres(t) => t
+                .try_sql(&format!(
+                    "SELECT count(*) FROM {}",
+                    crate::support::quote(table)
+                ))
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or(0),
+        }
+    }
+
     /// The mirrored table's rows as PostgreSQL text, sorted.
     fn rows(&self, env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
         match self {
@@ -491,4 +507,164 @@ fn bad_mirror_destinations_are_named_before_anything_is_created() {
         ));
         assert_eq!(slots.trim(), "0", "{destination}: a slot was created");
     }
+}
+
+#[test]
+fn follow_mode_rides_out_a_restart_of_the_postgres_mirror() {
+    let env = TestEnv::new("mirror_pg_restart");
+    // The mirror on a server of its own, stopped for 3 s while pgcdc streams into it.
+    let server = crate::support::start_cluster(&[]);
+    let target = Target::Postgres(TestEnv::on(server.url(), "mirror_restart_target"));
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, note text);");
+    configure_mirror(
+        env_ref(&env),
+        &target,
+        &["kv"],
+        "[batch]\nflush_interval_ms = 200\n",
+    );
+    pgcdc_ok(&env, &["init"]);
+    let mut child = spawn_follow(&env);
+    for round in 0..4 {
+        let base = 1000 * round;
+        env.sql(&format!(
+            "INSERT INTO kv SELECT g, g, 'r{round}' FROM generate_series({base} + 1, {base} + 300) g;
+             UPDATE kv SET v = v + 1 WHERE k % 7 = 0;
+             DELETE FROM kv WHERE k % 50 = 0;"
+        ));
+        if round == 1 {
+            std::thread::sleep(Duration::from_millis(300));
+            server.restart(Duration::from_secs(3));
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let want = source_rows(&env, "kv", &["k"]).len();
+    while target.count(&env, "kv") != want
+        || target.rows(&env, "kv", &["k", "v", "note"])
+            != source_rows(&env, "kv", &["k", "v", "note"])
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror did not catch up after its restart ({} of {want} rows): {}",
+            target.count(&env, "kv"),
+            std::fs::read_to_string(env.dir().join("follow.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "follow mode should end cleanly: {exit:?}");
+    assert_mirrored(&env, &target, "kv", &["k", "v", "note"]);
+}
+
+fn env_ref(env: &TestEnv) -> &TestEnv {
+    env
+}
+
+#[test]
+fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
+    let env = TestEnv::new("mirror_pg_lost");
+    let target = Target::postgres(&env);
+    let Target::Postgres(t) = &target else {
+        unreachable!()
+    };
+    let db = format!("{}_m", env.schema);
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int);");
+    // One batch of many streamed transactions: their rows are written one transaction at
+    // a time, with the mirror's transaction idle in between.
+    configure_mirror(
+        &env,
+        &target,
+        &["kv"],
+        "[batch]\nmax_rows = 1000000\nflush_interval_ms = 2000\n",
+    );
+    pgcdc_ok(&env, &["init"]);
+    let mut child = spawn_follow(&env);
+    let writer = {
+        let s = env.session();
+        std::thread::spawn(move || {
+            for i in 0..40 {
+                s.sql(&format!(
+                    "INSERT INTO kv SELECT g, g FROM generate_series({} + 1, {} + 3000) g;",
+                    i * 3000,
+                    i * 3000
+                ));
+            }
+        })
+    };
+    // Cut the mirror's connection while its batch transaction is open between writes.
+    let mut killed = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !killed && std::time::Instant::now() < deadline {
+        let n = t.sql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        ));
+        killed = n.trim() != "0";
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    assert!(
+        killed,
+        "never saw the mirror's transaction idle between writes"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let count = || target.count(&env, "kv");
+    while count() < 120_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror did not catch up ({} rows): {}",
+            count(),
+            std::fs::read_to_string(env.dir().join("follow.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_mirrored(&env, &target, "kv", &["k", "v"]);
+}
+
+/// `pgcdc run --follow` in the background, its log in `follow.log` for failure messages.
+fn spawn_follow(env: &TestEnv) -> std::process::Child {
+    let log = std::fs::File::create(env.dir().join("follow.log")).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_pgcdc"))
+        .args(["run", "--follow"])
+        .current_dir(env.dir())
+        .env_remove("PGCDC_FAILPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A large transaction (streamed by the server while in progress) between small ones
+/// (buffered by pgcdc) in one batch: the mirror applies them in commit order.
+fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, pad text); INSERT INTO kv VALUES (1, 0, ''), (2, 0, '');");
+    configure_mirror(env, target, &["kv"], "");
+    pgcdc_ok(env, &["init"]);
+    env.sql("UPDATE kv SET v = 1 WHERE k = 1;");
+    // Far above the test server's logical_decoding_work_mem (64kB): streamed.
+    env.sql("BEGIN; INSERT INTO kv SELECT g, g, repeat('x', 100) FROM generate_series(10, 5000) g; UPDATE kv SET v = 2 WHERE k = 1; UPDATE kv SET v = 2 WHERE k = 2; COMMIT;");
+    env.sql("UPDATE kv SET v = 3 WHERE k = 2;");
+    pgcdc_ok(env, &["run"]);
+    assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn streamed_and_buffered_transactions_apply_in_commit_order_in_duckdb() {
+    let env = TestEnv::new("mirror_duckdb_order");
+    streamed_and_buffered_in_commit_order(&env, &Target::duckdb());
+}
+
+#[test]
+fn streamed_and_buffered_transactions_apply_in_commit_order_in_postgres() {
+    let env = TestEnv::new("mirror_pg_order");
+    let target = Target::postgres(&env);
+    streamed_and_buffered_in_commit_order(&env, &target);
 }
