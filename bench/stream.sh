@@ -56,6 +56,7 @@ sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|
   "$work/pgcdc.toml" > "$work/pgmirror.toml"
 "$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
+psql_ -c "SELECT pg_create_logical_replication_slot('bench_peek', 'pgoutput')" >/dev/null
 
 python3 - "$workload" "$txs" "${CHANGES:-800000}" > "$work/workload.sql" 2> "$work/changes" <<'PY'
 import sys
@@ -105,6 +106,11 @@ t0=$(date +%s.%N)
 /usr/bin/time -f "%e %U %S %M" -o "$work/mirror.time" "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
 /usr/bin/time -f "%e %U %S %M" -o "$work/pgmirror.time" "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
 read -r g_wall g_user g_sys g_rss < "$work/pgmirror.time"
+# The SQL interface over the same WAL, to /dev/null: peek (nothing consumed) decodes the
+# changes in the backend and returns them as rows of one COPY, without the walsender's
+# per-message protocol.
+/usr/bin/time -f "%e %U %S %M" -o "$work/peek.time" psql -X -q -d "$url" -c "COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('bench_peek', '$end', NULL, 'proto_version', '1', 'publication_names', 'bench')) TO STDOUT (FORMAT binary)" > /dev/null
+read -r k_wall k_user k_sys k_rss < "$work/peek.time"
 read -r r_wall r_user r_sys r_rss < "$work/recv.time"
 read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
 read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
@@ -124,6 +130,8 @@ print(f"| pg_recvlogical | {rw:.2f} | {changes/rw:,.0f} | 1.00 | {$r_user+$r_sys
 print(f"| pgcdc run | {pw:.2f} | {changes/pw:,.0f} | {rw/pw:.2f} | {$p_user+$p_sys:.2f} | {($p_user+$p_sys)/changes*1e6:.2f} | {$p_rss/1024:.0f} |")
 mw = $m_wall
 print(f"| pgcdc run, DuckDB mirror | {mw:.2f} | {changes/mw:,.0f} | {rw/mw:.2f} | {$m_user+$m_sys:.2f} | {($m_user+$m_sys)/changes*1e6:.2f} | {$m_rss/1024:.0f} |")
+kw = $k_wall
+print(f"| SQL interface (peek → COPY → /dev/null) | {kw:.2f} | {changes/kw:,.0f} | {rw/kw:.2f} | {$k_user+$k_sys:.2f} (psql; decoding is in the server) | - | {$k_rss/1024:.0f} |")
 gw = $g_wall
 print(f"| pgcdc run, PostgreSQL mirror | {gw:.2f} | {changes/gw:,.0f} | {rw/gw:.2f} | {$g_user+$g_sys:.2f} (+ server) | {($g_user+$g_sys)/changes*1e6:.2f} | {$g_rss/1024:.0f} |")
 PY

@@ -78,11 +78,29 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
             tz.is_some(),
         ),
         DataType::Struct(fields) if fields.len() == 3 => {
+            // An interval: months, days, microseconds (checked, not assumed).
             let s = a.as_struct();
-            let months = s.column(0).as_primitive::<Int32Type>().value(row);
-            let days = s.column(1).as_primitive::<Int32Type>().value(row);
-            let us = s.column(2).as_primitive::<Int64Type>().value(row);
-            let _ = write!(out, "{months} mons {days} days {us} microseconds");
+            let parts = (
+                s.column(0).as_primitive_opt::<Int32Type>(),
+                s.column(1).as_primitive_opt::<Int32Type>(),
+                s.column(2).as_primitive_opt::<Int64Type>(),
+            );
+            let (Some(months), Some(days), Some(us)) = parts else {
+                return Err(Error::new(
+                    ErrorKind::Encode,
+                    format!(
+                        "the PostgreSQL mirror cannot write Arrow type {}",
+                        array.data_type()
+                    ),
+                ));
+            };
+            let _ = write!(
+                out,
+                "{} mons {} days {} microseconds",
+                months.value(row),
+                days.value(row),
+                us.value(row)
+            );
         }
         DataType::List(_) => {
             let l = a.as_list::<i32>();
