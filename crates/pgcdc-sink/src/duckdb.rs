@@ -66,7 +66,9 @@ pub struct DuckDbDestination {
 }
 
 fn db_err(what: &str, e: duckdb::Error) -> Error {
-    let text = e.to_string();
+    // The crate appends the C API's generic code to DuckDB's own message.
+    let full = e.to_string();
+    let text = full.trim_end_matches(": Error code 1: Unknown error code");
     let kind = if text.contains("Could not set lock") || text.contains("IO Error") {
         ErrorKind::Unavailable
     } else {
@@ -77,7 +79,8 @@ fn db_err(what: &str, e: duckdb::Error) -> Error {
     } else {
         ""
     };
-    Error::new(kind, format!("DuckDB: {what}: {text}{hint}")).with_source(e)
+    // DuckDB's message is the whole story; its source chain only adds the generic code.
+    Error::new(kind, format!("DuckDB: {what}: {text}{hint}"))
 }
 
 /// Runs blocking work without stalling other tasks of a multi-threaded runtime.

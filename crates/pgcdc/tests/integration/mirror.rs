@@ -516,12 +516,7 @@ fn follow_mode_rides_out_a_restart_of_the_postgres_mirror() {
     let server = crate::support::start_cluster(&[]);
     let target = Target::Postgres(TestEnv::on(server.url(), "mirror_restart_target"));
     env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, note text);");
-    configure_mirror(
-        env_ref(&env),
-        &target,
-        &["kv"],
-        "[batch]\nflush_interval_ms = 200\n",
-    );
+    configure_mirror(&env, &target, &["kv"], "[batch]\nflush_interval_ms = 200\n");
     pgcdc_ok(&env, &["init"]);
     let mut child = spawn_follow(&env);
     for round in 0..4 {
@@ -557,10 +552,6 @@ fn follow_mode_rides_out_a_restart_of_the_postgres_mirror() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "follow mode should end cleanly: {exit:?}");
     assert_mirrored(&env, &target, "kv", &["k", "v", "note"]);
-}
-
-fn env_ref(env: &TestEnv) -> &TestEnv {
-    env
 }
 
 #[test]
