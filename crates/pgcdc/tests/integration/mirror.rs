@@ -518,7 +518,7 @@ fn follow_mode_rides_out_a_restart_of_the_postgres_mirror() {
     env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, note text);");
     configure_mirror(&env, &target, &["kv"], "[batch]\nflush_interval_ms = 200\n");
     pgcdc_ok(&env, &["init"]);
-    let mut child = spawn_follow(&env);
+    let mut child = env.spawn_pgcdc_logged(&["run", "--follow"], "follow");
     for round in 0..4 {
         let base = 1000 * round;
         env.sql(&format!(
@@ -541,7 +541,7 @@ fn follow_mode_rides_out_a_restart_of_the_postgres_mirror() {
             std::time::Instant::now() < deadline,
             "the mirror did not catch up after its restart ({} of {want} rows): {}",
             target.count(&env, "kv"),
-            std::fs::read_to_string(env.dir().join("follow.log")).unwrap_or_default()
+            env.log("follow")
         );
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -572,7 +572,7 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
         "[batch]\nmax_rows = 1000000\nflush_interval_ms = 2000\n",
     );
     pgcdc_ok(&env, &["init"]);
-    let mut child = spawn_follow(&env);
+    let mut child = env.spawn_pgcdc_logged(&["run", "--follow"], "follow");
     let writer = {
         let s = env.session();
         std::thread::spawn(move || {
@@ -607,7 +607,7 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
             std::time::Instant::now() < deadline,
             "the mirror did not catch up ({} rows): {}",
             count(),
-            std::fs::read_to_string(env.dir().join("follow.log")).unwrap_or_default()
+            env.log("follow")
         );
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -617,45 +617,4 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
         .unwrap();
     assert!(child.wait().unwrap().success());
     assert_mirrored(&env, &target, "kv", &["k", "v"]);
-}
-
-/// `pgcdc run --follow` in the background, its log in `follow.log` for failure messages.
-fn spawn_follow(env: &TestEnv) -> std::process::Child {
-    let log = std::fs::File::create(env.dir().join("follow.log")).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_pgcdc"))
-        .args(["run", "--follow"])
-        .current_dir(env.dir())
-        .env_remove("PGCDC_FAILPOINT")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-/// A large transaction (streamed by the server while in progress) between small ones
-/// (buffered by pgcdc) in one batch: the mirror applies them in commit order.
-fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
-    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, pad text); INSERT INTO kv VALUES (1, 0, ''), (2, 0, '');");
-    configure_mirror(env, target, &["kv"], "");
-    pgcdc_ok(env, &["init"]);
-    env.sql("UPDATE kv SET v = 1 WHERE k = 1;");
-    // Far above the test server's logical_decoding_work_mem (64kB): streamed.
-    env.sql("BEGIN; INSERT INTO kv SELECT g, g, repeat('x', 100) FROM generate_series(10, 5000) g; UPDATE kv SET v = 2 WHERE k = 1; UPDATE kv SET v = 2 WHERE k = 2; COMMIT;");
-    env.sql("UPDATE kv SET v = 3 WHERE k = 2;");
-    pgcdc_ok(env, &["run"]);
-    assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
-}
-
-#[cfg(feature = "duckdb")]
-#[test]
-fn streamed_and_buffered_transactions_apply_in_commit_order_in_duckdb() {
-    let env = TestEnv::new("mirror_duckdb_order");
-    streamed_and_buffered_in_commit_order(&env, &Target::duckdb());
-}
-
-#[test]
-fn streamed_and_buffered_transactions_apply_in_commit_order_in_postgres() {
-    let env = TestEnv::new("mirror_pg_order");
-    let target = Target::postgres(&env);
-    streamed_and_buffered_in_commit_order(&env, &target);
 }

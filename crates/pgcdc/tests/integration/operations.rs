@@ -419,7 +419,7 @@ fn follow_mode_rides_out_a_postgresql_restart() {
     env.sql("CREATE TABLE t (id int PRIMARY KEY, v int, note text);");
     configure(&env, Some(&["t"]), "", "[batch]\nflush_interval_ms = 200\n");
     pgcdc_ok(&env, &["init", "--no-snapshot"]);
-    let mut child = env.spawn_pgcdc(&["run", "--follow"]);
+    let mut child = env.spawn_pgcdc_logged(&["run", "--follow"], "follow");
     let mut expected = 0;
     for round in 0..4 {
         let base = 1000 * round;
@@ -429,16 +429,27 @@ fn follow_mode_rides_out_a_postgresql_restart() {
              DELETE FROM t WHERE id % 50 = 0 AND id > {base};"
         ));
         expected = changelog_len_after(&env, round);
+        if round == 0 {
+            // Streaming first (a run that cannot connect at its start fails at once).
+            wait_for("the first round", Duration::from_secs(60), || {
+                changelog(&env, "t").len() >= expected
+            });
+        }
         if round == 1 {
             // Down for 3 s while pgcdc is streaming (and maybe mid-commit).
             cluster.restart(Duration::from_secs(3));
         }
     }
-    wait_for(
-        "every change after the restart",
-        Duration::from_secs(90),
-        || changelog(&env, "t").len() >= expected,
-    );
+    let start = Instant::now();
+    while changelog(&env, "t").len() < expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for every change after the restart ({} of {expected} rows):\n{}",
+            changelog(&env, "t").len(),
+            env.log("follow")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

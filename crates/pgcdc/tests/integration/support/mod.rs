@@ -467,6 +467,21 @@ impl TestEnv {
         c.output().expect("run pgcdc")
     }
 
+    /// Starts pgcdc without waiting, its stderr in `<dir>/<name>.log` (see [`TestEnv::log`]).
+    pub fn spawn_pgcdc_logged(&self, args: &[&str], name: &str) -> Child {
+        let log = std::fs::File::create(self.dir().join(format!("{name}.log"))).expect("log file");
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn pgcdc")
+    }
+
+    /// What a [`TestEnv::spawn_pgcdc_logged`] process logged so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     /// Starts pgcdc without waiting.
     pub fn spawn_pgcdc(&self, args: &[&str]) -> Child {
         self.command(args)
