@@ -618,3 +618,31 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
     assert!(child.wait().unwrap().success());
     assert_mirrored(&env, &target, "kv", &["k", "v"]);
 }
+
+/// A large transaction (streamed by the server while in progress) between small ones
+/// (buffered by pgcdc) in one batch: the mirror applies them in commit order.
+fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
+    env.sql("CREATE TABLE kv (k int PRIMARY KEY, v int, pad text); INSERT INTO kv VALUES (1, 0, ''), (2, 0, '');");
+    configure_mirror(env, target, &["kv"], "");
+    pgcdc_ok(env, &["init"]);
+    env.sql("UPDATE kv SET v = 1 WHERE k = 1;");
+    // Far above the test server's logical_decoding_work_mem (64kB): streamed.
+    env.sql("BEGIN; INSERT INTO kv SELECT g, g, repeat('x', 100) FROM generate_series(10, 5000) g; UPDATE kv SET v = 2 WHERE k = 1; UPDATE kv SET v = 2 WHERE k = 2; COMMIT;");
+    env.sql("UPDATE kv SET v = 3 WHERE k = 2;");
+    pgcdc_ok(env, &["run"]);
+    assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
+}
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn streamed_and_buffered_transactions_apply_in_commit_order_in_duckdb() {
+    let env = TestEnv::new("mirror_duckdb_order");
+    streamed_and_buffered_in_commit_order(&env, &Target::duckdb());
+}
+
+#[test]
+fn streamed_and_buffered_transactions_apply_in_commit_order_in_postgres() {
+    let env = TestEnv::new("mirror_pg_order");
+    let target = Target::postgres(&env);
+    streamed_and_buffered_in_commit_order(&env, &target);
+}
