@@ -248,34 +248,6 @@ fn crashes_and_sigkill(env: &TestEnv, target: &Target) {
     assert_mirrored(env, target, "dup", &["a", "b"]);
 }
 
-#[cfg(feature = "duckdb")]
-#[test]
-fn a_duckdb_mirror_equals_the_source_after_changes_and_schema_changes() {
-    let env = TestEnv::new("mirror_duckdb");
-    mixed_workload_and_schema_changes(&env, &Target::duckdb());
-}
-
-#[cfg(feature = "duckdb")]
-#[test]
-fn crashes_and_sigkill_keep_a_duckdb_mirror_equal() {
-    let env = TestEnv::new("mirror_duckdb_crash");
-    crashes_and_sigkill(&env, &Target::duckdb());
-}
-
-#[test]
-fn a_postgres_mirror_equals_the_source_after_changes_and_schema_changes() {
-    let env = TestEnv::new("mirror_pg");
-    let target = Target::postgres(&env);
-    mixed_workload_and_schema_changes(&env, &target);
-}
-
-#[test]
-fn crashes_and_sigkill_keep_a_postgres_mirror_equal() {
-    let env = TestEnv::new("mirror_pg_crash");
-    let target = Target::postgres(&env);
-    crashes_and_sigkill(&env, &target);
-}
-
 const SCALARS: &str = r#"
 CREATE TABLE sc (id int PRIMARY KEY, i2 smallint, i8 bigint, f4 real, f8 double precision,
                  n numeric(38,10), nu numeric, b bool, by bytea, u uuid, d date, t time,
@@ -316,20 +288,6 @@ fn every_type(env: &TestEnv, target: &Target) {
     pgcdc_ok(env, &["run"]);
     assert_mirrored(env, target, "sc", SC);
     assert_mirrored(env, target, "arr", &crate::types::COLS);
-}
-
-#[cfg(feature = "duckdb")]
-#[test]
-fn every_type_lands_exactly_in_a_duckdb_mirror() {
-    let env = TestEnv::new("mirror_duckdb_types");
-    every_type(&env, &Target::duckdb());
-}
-
-#[test]
-fn every_type_lands_exactly_in_a_postgres_mirror() {
-    let env = TestEnv::new("mirror_pg_types");
-    let target = Target::postgres(&env);
-    every_type(&env, &target);
 }
 
 /// Soft deletes: deleted rows stay with their last values and the flag set; the rest
@@ -398,20 +356,6 @@ fn soft_deletes(env: &TestEnv, target: &Target) {
     assert_mirrored(env, target, "dup", &["a", "b"]);
 }
 
-#[cfg(feature = "duckdb")]
-#[test]
-fn soft_deletes_keep_rows_marked_in_a_duckdb_mirror() {
-    let env = TestEnv::new("mirror_duckdb_soft");
-    soft_deletes(&env, &Target::duckdb());
-}
-
-#[test]
-fn soft_deletes_keep_rows_marked_in_a_postgres_mirror() {
-    let env = TestEnv::new("mirror_pg_soft");
-    let target = Target::postgres(&env);
-    soft_deletes(&env, &target);
-}
-
 /// A type change the mirror cannot apply by itself stops the run with what to do; the
 /// checkpoint stays, so after the manual step the run goes on from there.
 fn incompatible_type_change(env: &TestEnv, target: &Target) {
@@ -432,20 +376,6 @@ fn incompatible_type_change(env: &TestEnv, target: &Target) {
     );
     // Nothing of the failed batch landed.
     assert_eq!(target.rows(env, "kv", &["k"]).len(), 2);
-}
-
-#[cfg(feature = "duckdb")]
-#[test]
-fn an_incompatible_type_change_stops_a_duckdb_mirror_with_the_fix() {
-    let env = TestEnv::new("mirror_duckdb_type_change");
-    incompatible_type_change(&env, &Target::duckdb());
-}
-
-#[test]
-fn an_incompatible_type_change_stops_a_postgres_mirror_with_the_fix() {
-    let env = TestEnv::new("mirror_pg_type_change");
-    let target = Target::postgres(&env);
-    incompatible_type_change(&env, &target);
 }
 
 #[test]
@@ -633,16 +563,40 @@ fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
     assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
 }
 
-#[cfg(feature = "duckdb")]
-#[test]
-fn streamed_and_buffered_transactions_apply_in_commit_order_in_duckdb() {
-    let env = TestEnv::new("mirror_duckdb_order");
-    streamed_and_buffered_in_commit_order(&env, &Target::duckdb());
+/// Every scenario above, once per mirror destination: `mirror::in_duckdb::<scenario>`
+/// and `mirror::in_postgres::<scenario>`.
+macro_rules! for_each_mirror {
+    ($($scenario:ident),* $(,)?) => {
+        #[cfg(feature = "duckdb")]
+        mod in_duckdb {
+            use crate::support::TestEnv;
+            $(
+                #[test]
+                fn $scenario() {
+                    let env = TestEnv::new(concat!("duckdb_", stringify!($scenario)));
+                    super::$scenario(&env, &super::Target::duckdb());
+                }
+            )*
+        }
+        mod in_postgres {
+            use crate::support::TestEnv;
+            $(
+                #[test]
+                fn $scenario() {
+                    let env = TestEnv::new(concat!("pg_", stringify!($scenario)));
+                    let target = super::Target::postgres(&env);
+                    super::$scenario(&env, &target);
+                }
+            )*
+        }
+    };
 }
 
-#[test]
-fn streamed_and_buffered_transactions_apply_in_commit_order_in_postgres() {
-    let env = TestEnv::new("mirror_pg_order");
-    let target = Target::postgres(&env);
-    streamed_and_buffered_in_commit_order(&env, &target);
-}
+for_each_mirror!(
+    mixed_workload_and_schema_changes,
+    crashes_and_sigkill,
+    every_type,
+    soft_deletes,
+    incompatible_type_change,
+    streamed_and_buffered_in_commit_order,
+);
