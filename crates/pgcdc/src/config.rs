@@ -291,6 +291,7 @@ pub enum DestinationConfig {
         /// The schema holding the tables.
         dataset: String,
         /// The soft-delete flag column, if deletes keep rows.
+        #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
         soft_delete: Option<String>,
     },
 }
