@@ -60,8 +60,6 @@ pub enum Step {
 /// The metadata columns a mirror reads from changelog rows.
 #[derive(Debug, Clone)]
 pub struct MirrorMeta {
-    /// Every metadata column name (left out of mirrored tables).
-    pub names: Vec<String>,
     /// LSN of the change.
     pub lsn: String,
     /// Operation name.
@@ -80,16 +78,10 @@ impl MirrorMeta {
             )
         })?;
         Ok(MirrorMeta {
-            names: meta.names().iter().map(|s| s.to_string()).collect(),
             lsn: meta.lsn.clone(),
             op,
             toast_unchanged: meta.toast_unchanged.clone(),
         })
-    }
-
-    /// Whether `name` is a metadata column.
-    pub fn is_meta(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
     }
 }
 
@@ -106,7 +98,7 @@ pub fn keyed(table: &TableSchema) -> bool {
 }
 
 /// Refuses a soft-delete flag column that has the name of a source column.
-pub fn check_flag(table: &TableSchema, flag: &str) -> Result<()> {
+fn check_flag(table: &TableSchema, flag: &str) -> Result<()> {
     if table
         .columns
         .iter()

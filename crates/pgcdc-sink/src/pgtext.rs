@@ -30,15 +30,22 @@ pub fn copy_value(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> 
         out.push_str("\\N");
         return Ok(());
     }
-    let mut text = String::new();
-    literal(array, row, &mut text)?;
-    for ch in text.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
+    // Written in place; escaped only when it has something to escape (rare).
+    let start = out.len();
+    literal(array, row, out)?;
+    if out[start..]
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        let text = out.split_off(start);
+        for ch in text.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
         }
     }
     Ok(())
