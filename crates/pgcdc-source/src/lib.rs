@@ -6,6 +6,7 @@
 //!   protocol (v1–v4) and of the replication CopyData frames around it.
 //! - [`wire`]: a small replication-protocol session (`replication=database`):
 //!   startup, authentication, replication commands, the CopyBoth stream.
+//! - [`peek`]: the SQL interface to a slot (peeked pages, slot advance, the slot lock).
 //! - [`snapshot`]: exported-snapshot reads: chunk plans, COPY statements, COPY text parsing.
 //! - [`catalog`]: resolves relation columns to value kinds (domains, enums, keys).
 //! - [`values`]: PostgreSQL wire values (text form) into Arrow builders.
@@ -13,6 +14,7 @@
 pub mod catalog;
 pub mod connect;
 mod error;
+pub mod peek;
 pub mod pgoutput;
 pub mod setup;
 pub mod snapshot;

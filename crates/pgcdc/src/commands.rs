@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use pgcdc_core::{Checkpoint, SourceIdentity, TableName};
 use pgcdc_sink::Destination;
 use pgcdc_source::connect::{connect_sql, describe};
+use pgcdc_source::peek;
 use pgcdc_source::setup::{self, SetupSpec};
 
 use crate::config::{Config, DestinationConfig};
@@ -258,17 +259,47 @@ async fn take_snapshot(
     // Nobody else may write to the destination meanwhile: a running `pgcdc run` would
     // have its newer checkpoint overwritten by ours. A slot this init just created is
     // held by our own connection; any other must be idle.
-    if exported.is_none() {
+    // A run between pages holds no slot, only the slot's lock: take it for the snapshot.
+    let locked = exported.is_none();
+    if locked {
+        let busy = |pid: String| {
+            anyhow::anyhow!(
+                "slot {} is in use ({pid}): a `pgcdc run` is probably running; stop it, then rerun this snapshot (it must not write to the destination at the same time)",
+                cfg.source.slot
+            )
+        };
         if let Some(info) = setup::slot_info(sql, &cfg.source.slot).await? {
             if info.active {
-                bail!(
-                    "slot {} is in use (PID {}): a `pgcdc run` is probably running; stop it, then rerun this snapshot (it must not write to the destination at the same time)",
-                    cfg.source.slot,
-                    info.active_pid.map_or_else(|| "?".into(), |p| p.to_string())
-                );
+                return Err(busy(format!(
+                    "PID {}",
+                    info.active_pid
+                        .map_or_else(|| "?".into(), |p| p.to_string())
+                )));
             }
         }
+        if !peek::lock_slot(sql, &cfg.source.slot).await? {
+            return Err(busy("another pgcdc holds its lock".into()));
+        }
     }
+    let result =
+        snapshot_unlocked(cfg, dest, sql, checkpoint, exported, lsn, wanted, pending).await;
+    if locked {
+        peek::unlock_slot(sql, &cfg.source.slot).await?;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn snapshot_unlocked(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    checkpoint: &mut Checkpoint,
+    exported: Option<&str>,
+    lsn: pgcdc_core::Lsn,
+    wanted: &[String],
+    pending: Vec<String>,
+) -> Result<Option<crate::snapshot::SnapshotSummary>> {
     // Files of an interrupted attempt that never committed go first: their chunks are
     // still pending and will be read again.
     let committed = dest

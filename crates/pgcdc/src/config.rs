@@ -82,6 +82,7 @@ struct RawSource {
     include_columns: BTreeMap<String, Vec<String>>,
     max_retained_wal_mb: u64,
     heartbeat_interval_s: u64,
+    reader: Reader,
 }
 
 impl Default for RawSource {
@@ -96,6 +97,7 @@ impl Default for RawSource {
             include_columns: BTreeMap::new(),
             max_retained_wal_mb: 1024,
             heartbeat_interval_s: 0,
+            reader: Reader::Auto,
         }
     }
 }
@@ -231,6 +233,8 @@ pub struct SourceConfig {
     pub max_retained_wal_bytes: u64,
     /// `run --follow`: write a heartbeat into the WAL this often (None = never).
     pub heartbeat_interval: Option<Duration>,
+    /// How `run` reads the slot.
+    pub reader: Reader,
 }
 
 /// Batching of the run loop.
@@ -255,6 +259,19 @@ pub struct SnapshotConfig {
     pub persist_tables: bool,
     /// Create those copies UNLOGGED (no WAL).
     pub unlogged: bool,
+}
+
+/// How `run` reads the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reader {
+    /// Mini-batch runs read pages through the SQL interface; `--follow` streams.
+    #[default]
+    Auto,
+    /// Always the SQL interface (`pg_logical_slot_peek_binary_changes`); not for `--follow`.
+    Sql,
+    /// Always the streaming replication protocol (`START_REPLICATION`).
+    Stream,
 }
 
 /// What the destination keeps: every change, or the tables' current state.
@@ -614,6 +631,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             max_retained_wal_bytes: s.max_retained_wal_mb.saturating_mul(1 << 20),
             heartbeat_interval: (s.heartbeat_interval_s > 0)
                 .then(|| Duration::from_secs(s.heartbeat_interval_s)),
+            reader: s.reader,
         },
         destination,
         meta,

@@ -19,12 +19,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use pgcdc_core::{Checkpoint, Lsn, Op, SourceIdentity, TableName, TableSchema};
 use pgcdc_sink::Destination;
 use pgcdc_source::catalog::{Catalog, Projection, RelColumn};
+use pgcdc_source::peek::{self, PeekRows};
 use pgcdc_source::pgoutput::{self, DecodeOptions, Frame, Message, TupleData, TupleValue};
 use pgcdc_source::setup;
 use pgcdc_source::wire::ReplicationStream;
 
 use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
-use crate::config::Config;
+use crate::config::{Config, Reader};
 use crate::metrics::Metrics;
 use crate::streamed::{self, Piece, Streamed};
 
@@ -122,7 +123,7 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
     let started = Instant::now();
     // The first connection fails the run at once (a wrong URL is not worth retrying);
     // later ones, after a lost connection in follow mode, are retried like the stream.
-    let mut sql = Some(pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?);
+    let mut sql = Some(connect_locked(cfg).await?);
     let mut summary = RunSummary::default();
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -131,13 +132,12 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
         }
         let result = match &sql {
             Some(c) => session(cfg, dest, c, &opts, &mut summary).await,
-            None => match pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await
-            {
+            None => match connect_locked(cfg).await {
                 Ok(c) => {
                     sql = Some(c);
                     continue;
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             },
         };
         opts.metrics.set_up(false);
@@ -180,8 +180,13 @@ fn is_transient(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The protocol version and options for this server.
-fn stream_options(version: u32, publication: &str) -> (u32, Vec<(&'static str, String)>) {
+/// The protocol version and options for this server; `streaming` (in-progress
+/// transactions in pieces) only for the stream: a page must hold whole transactions.
+fn stream_options(
+    version: u32,
+    publication: &str,
+    streaming: bool,
+) -> (u32, Vec<(&'static str, String)>) {
     let proto = match version {
         v if v >= 160000 => 4,
         v if v >= 150000 => 3,
@@ -194,10 +199,45 @@ fn stream_options(version: u32, publication: &str) -> (u32, Vec<(&'static str, S
     ];
     if version >= 140000 {
         opts.push(("messages", "true".into()));
-        // Large in-progress transactions arrive in pieces: memory stays bounded.
-        opts.push(("streaming", "on".into()));
+        if streaming {
+            // Large in-progress transactions arrive in pieces: memory stays bounded.
+            opts.push(("streaming", "on".into()));
+        }
     }
     (proto, opts)
+}
+
+/// Whether this run reads pages through the SQL interface rather than the stream.
+fn reads_pages(cfg: &Config, follow: bool) -> Result<bool> {
+    Ok(match cfg.source.reader {
+        Reader::Auto => !follow,
+        Reader::Stream => false,
+        Reader::Sql if follow => bail!(
+            "source.reader = \"sql\" reads mini-batches; `run --follow` needs the stream: set source.reader to \"auto\" or \"stream\""
+        ),
+        Reader::Sql => true,
+    })
+}
+
+/// A SQL connection holding the slot's lock: one pgcdc per slot, however it reads.
+async fn connect_locked(cfg: &Config) -> Result<tokio_postgres::Client> {
+    let client = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
+    if !peek::lock_slot(&client, &cfg.source.slot).await? {
+        bail!(
+            "slot {} is in use by another pgcdc process (it holds the slot's lock): stop it first, or give this pipeline its own source.slot",
+            cfg.source.slot
+        );
+    }
+    Ok(client)
+}
+
+/// Where a session starts and stops, and how it asks pgoutput.
+struct Plan {
+    start: Lsn,
+    /// None: follow.
+    end: Option<Lsn>,
+    decode: DecodeOptions,
+    options: Vec<(&'static str, String)>,
 }
 
 async fn session(
@@ -240,6 +280,13 @@ async fn session(
             );
         }
     }
+    let pages = reads_pages(cfg, opts.follow)?;
+    if pages && info.confirmed_flush_lsn.is_some_and(|c| c < start) {
+        // A run stopped between its destination commit and the slot's advance.
+        peek::advance_slot(sql, slot, start)
+            .await
+            .map_err(|e| explain_slot_error(e.into(), slot, &cfg.source.publication))?;
+    }
     let end = if opts.follow {
         None
     } else {
@@ -254,13 +301,89 @@ async fn session(
         return Ok(());
     }
     let version = repl.server_version_num().unwrap_or(0);
-    let (proto, options) = stream_options(version, &cfg.source.publication);
-    let options_ref: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (proto, options) = stream_options(version, &cfg.source.publication, !pages);
+    let plan = Plan {
+        start,
+        end,
+        decode: DecodeOptions {
+            protocol_version: proto,
+            streaming_parallel: false,
+        },
+        options,
+    };
+    match end {
+        Some(end) if pages => {
+            repl.close().await.ok();
+            page_session(cfg, dest, sql, opts, summary, &plan, end).await
+        }
+        _ => stream_session(cfg, dest, sql, repl, opts, summary, &plan).await,
+    }
+}
+
+/// Reads through the replication protocol (START_REPLICATION), until `plan.end` or on.
+async fn stream_session(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    repl: pgcdc_source::wire::ReplicationConnection,
+    opts: &RunOptions,
+    summary: &mut RunSummary,
+    plan: &Plan,
+) -> Result<()> {
+    let (slot, start) = (&cfg.source.slot, plan.start);
+    let options_ref: Vec<(&str, &str)> =
+        plan.options.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut stream = repl
         .start_replication(slot, start, &options_ref)
         .await
-        .map_err(|e| explain_start_error(e, slot, &cfg.source.publication))?;
+        .map_err(|e| {
+            let err = pgcdc_source::Error::from(e);
+            explain_slot_error(err.into(), slot, &cfg.source.publication)
+        })?;
     // Now the slot is ours: remove leftovers of an interrupted run.
+    let checkpoint = reopen(dest, start).await?;
+    stream
+        .send_status(start, start, start, false)
+        .await
+        .map_err(pgcdc_source::Error::from)?;
+    tracing::info!(slot = %slot, %start, end = ?plan.end.map(|e| e.to_string()), proto = plan.decode.protocol_version, "streaming");
+    opts.metrics.set_up(true);
+    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts);
+    s.stream_loop(&mut stream, plan.end, opts, &plan.decode)
+        .await?;
+    stream
+        .finish()
+        .await
+        .map_err(pgcdc_source::Error::from)
+        .ok();
+    Ok(())
+}
+
+/// Reads pages through the SQL interface (`pgcdc_source::peek`), up to `end`.
+async fn page_session(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    opts: &RunOptions,
+    summary: &mut RunSummary,
+    plan: &Plan,
+    end: Lsn,
+) -> Result<()> {
+    // The pages stream over a connection of their own: the session's answers catalog
+    // lookups meanwhile.
+    let reader = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
+    // The slot's lock (held by `sql`) makes the destination ours.
+    let checkpoint = reopen(dest, plan.start).await?;
+    tracing::info!(slot = %cfg.source.slot, start = %plan.start, %end, proto = plan.decode.protocol_version, "reading pages");
+    opts.metrics.set_up(true);
+    opts.metrics.wal_end(end.0);
+    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts);
+    s.page_loop(&reader, end, opts, plan).await
+}
+
+/// The destination's checkpoint once the slot is ours, after removing what an
+/// interrupted run left uncommitted; it must still be `start`.
+async fn reopen(dest: &mut dyn Destination, start: Lsn) -> Result<Checkpoint> {
     let reopened = dest
         .open()
         .await?
@@ -268,49 +391,7 @@ async fn session(
     if reopened.checkpoint.lsn != start {
         bail!("the destination checkpoint changed while starting ({start} → {}); is another pgcdc writing to it?", reopened.checkpoint.lsn);
     }
-    stream
-        .send_status(start, start, start, false)
-        .await
-        .map_err(pgcdc_source::Error::from)?;
-    tracing::info!(slot = %slot, %start, end = ?end.map(|e| e.to_string()), proto, "streaming");
-    opts.metrics.set_up(true);
-    let mut s = Session {
-        cfg,
-        dest,
-        sql,
-        catalog: cfg.catalog(),
-        relations: HashMap::new(),
-        buffers: BTreeMap::new(),
-        checkpoint: reopened.checkpoint,
-        pending: None,
-        idle_position: start,
-        tx: None,
-        batch_rows: 0,
-        buffered_bytes: 0,
-        first_pending_at: None,
-        summary,
-        metrics: Arc::clone(&opts.metrics),
-        received: start,
-        streamed: Streamed::new(cfg.meta.clone()),
-        stream_xid: None,
-        skipped: Default::default(),
-    };
-    let decode = DecodeOptions {
-        protocol_version: proto,
-        streaming_parallel: false,
-    };
-    let result = s.stream_loop(&mut stream, end, opts, &decode).await;
-    match result {
-        Ok(()) => {
-            stream
-                .finish()
-                .await
-                .map_err(pgcdc_source::Error::from)
-                .ok();
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    Ok(reopened.checkpoint)
 }
 
 fn check_identity(stored: &SourceIdentity, system_id: &str, slot: &str) -> Result<()> {
@@ -329,20 +410,16 @@ fn check_identity(stored: &SourceIdentity, system_id: &str, slot: &str) -> Resul
     Ok(())
 }
 
-fn explain_start_error(
-    e: pgcdc_source::wire::WireError,
-    slot: &str,
-    publication: &str,
-) -> anyhow::Error {
-    let text = e.to_string();
-    let err = pgcdc_source::Error::from(e);
+/// Says what to do about an error starting to read `slot`.
+fn explain_slot_error(err: anyhow::Error, slot: &str, publication: &str) -> anyhow::Error {
+    let text = format!("{err:#}");
     if text.contains("is active for PID") {
         return anyhow!("slot {slot} is in use by another connection (another pgcdc run?): {text}");
     }
     if text.contains("publication") && text.contains("does not exist") {
         return anyhow!("publication {publication} does not exist; run `pgcdc init`: {text}");
     }
-    anyhow::Error::new(err).context(format!("starting replication from slot {slot}"))
+    err.context(format!("reading from replication slot {slot}"))
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -351,7 +428,134 @@ const SLOT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 const IDLE_PROBE: Duration = Duration::from_millis(500);
 const IDLE_ADVANCE_INTERVAL: Duration = Duration::from_secs(10);
 
+impl<'a> Session<'a> {
+    fn new(
+        cfg: &'a Config,
+        dest: &'a mut dyn Destination,
+        sql: &'a tokio_postgres::Client,
+        checkpoint: Checkpoint,
+        summary: &'a mut RunSummary,
+        opts: &RunOptions,
+    ) -> Self {
+        let start = checkpoint.lsn;
+        Session {
+            cfg,
+            dest,
+            sql,
+            catalog: cfg.catalog(),
+            relations: HashMap::new(),
+            buffers: BTreeMap::new(),
+            checkpoint,
+            pending: None,
+            idle_position: start,
+            tx: None,
+            batch_rows: 0,
+            buffered_bytes: 0,
+            first_pending_at: None,
+            summary,
+            metrics: Arc::clone(&opts.metrics),
+            received: start,
+            streamed: Streamed::new(cfg.meta.clone()),
+            stream_xid: None,
+            skipped: Default::default(),
+        }
+    }
+}
+
 impl Session<'_> {
+    /// Pages up to `end`, each committed to the destination and then confirmed by
+    /// advancing the slot (see `pgcdc_source::peek` for why that is exactly once).
+    async fn page_loop(
+        &mut self,
+        reader: &tokio_postgres::Client,
+        end: Lsn,
+        opts: &RunOptions,
+        plan: &Plan,
+    ) -> Result<()> {
+        let options: Vec<(&str, &str)> =
+            plan.options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page_rows = u32::try_from(self.cfg.batch.max_rows).unwrap_or(u32::MAX);
+        let mut decoder = pgoutput::Decoder::new(plan.decode);
+        let mut advanced = self.checkpoint.lsn;
+        loop {
+            let statement = peek::peek_statement(&self.cfg.source.slot, end, page_rows, &options);
+            let (rows, stopped) = self
+                .read_page(reader, &statement, &mut decoder, opts)
+                .await?;
+            // Fewer rows than asked for: decoding reached `end`, so every transaction that
+            // committed before it has been read.
+            let last = stopped || rows < u64::from(page_rows);
+            if last && !stopped {
+                self.idle_position = self.idle_position.max(end);
+            }
+            self.commit(true).await?;
+            // Commits inside the page (a full batch) count too.
+            if self.checkpoint.lsn > advanced {
+                pgcdc_sink::failpoint("pipeline.before_advance");
+                peek::advance_slot(self.sql, &self.cfg.source.slot, self.checkpoint.lsn).await?;
+                advanced = self.checkpoint.lsn;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads and handles one page; returns its row count and whether a stop was
+    /// requested (then the page was left after a complete transaction).
+    async fn read_page(
+        &mut self,
+        reader: &tokio_postgres::Client,
+        statement: &str,
+        decoder: &mut pgoutput::Decoder,
+        opts: &RunOptions,
+    ) -> Result<(u64, bool)> {
+        let (slot, publication) = (&self.cfg.source.slot, &self.cfg.source.publication);
+        let peek_error = |e: tokio_postgres::Error| {
+            let err = pgcdc_source::Error::from_pg(&format!("reading changes from slot {slot}"), e);
+            explain_slot_error(err.into(), slot, publication)
+        };
+        let stream = reader.copy_out(statement).await.map_err(peek_error)?;
+        futures_util::pin_mut!(stream);
+        let mut parser = PeekRows::new();
+        let mut rows = 0u64;
+        while let Some(chunk) = futures_util::TryStreamExt::try_next(&mut stream)
+            .await
+            .map_err(peek_error)?
+        {
+            parser.push(&chunk);
+            while let Some((lsn, range)) = parser.next_row()? {
+                rows += 1;
+                let msg = decoder
+                    .decode(parser.data(range))
+                    .context("decoding a pgoutput message")?;
+                if let Message::Begin { final_lsn, .. } = &msg {
+                    // The slot is advanced past every commit: nothing comes twice.
+                    if *final_lsn < self.checkpoint.lsn {
+                        bail!("slot {slot} returned a transaction committed at {final_lsn}, before the checkpoint {}; not applying it twice", self.checkpoint.lsn);
+                    }
+                }
+                if self.handle(msg, lsn).await?.is_some() {
+                    let batch_full = self.batch_rows >= self.cfg.batch.max_rows
+                        || self.buffered_bytes >= self.cfg.batch.max_bytes;
+                    if batch_full {
+                        self.commit(false).await?;
+                    }
+                    if opts.stop.load(Ordering::SeqCst) {
+                        return Ok((rows, true));
+                    }
+                }
+            }
+        }
+        if !parser.finished() {
+            bail!("the changes read from slot {slot} ended before the end of their COPY data");
+        }
+        if self.tx.is_some() || self.stream_xid.is_some() {
+            bail!("a page of changes from slot {slot} ended inside a transaction");
+        }
+        Ok((rows, false))
+    }
+
     async fn stream_loop(
         &mut self,
         stream: &mut ReplicationStream,
@@ -371,7 +575,7 @@ impl Session<'_> {
                 stop_requested_at = Some(Instant::now());
             }
             if stopping && self.tx.is_none() {
-                self.commit(stream, false).await?;
+                self.commit_and_report(stream, false).await?;
                 return Ok(());
             }
             if stop_requested_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
@@ -387,7 +591,7 @@ impl Session<'_> {
                     && self.idle_position > self.checkpoint.lsn
                     && last_advance.elapsed() >= IDLE_ADVANCE_INTERVAL;
                 if data_due || advance_due {
-                    self.commit(stream, true).await?;
+                    self.commit_and_report(stream, true).await?;
                     last_advance = Instant::now();
                 }
             }
@@ -439,7 +643,7 @@ impl Session<'_> {
                         last_status = Instant::now();
                     }
                     if self.tx.is_none() && end.is_some_and(|e| wal_end >= e) {
-                        self.commit(stream, true).await?;
+                        self.commit_and_report(stream, true).await?;
                         return Ok(());
                     }
                 }
@@ -461,7 +665,7 @@ impl Session<'_> {
                             || self.buffered_bytes >= self.cfg.batch.max_bytes;
                         let at_end = end.is_some_and(|e| commit_end >= e);
                         if batch_full || at_end {
-                            self.commit(stream, false).await?;
+                            self.commit_and_report(stream, false).await?;
                         }
                         if at_end {
                             return Ok(());
@@ -564,8 +768,17 @@ impl Session<'_> {
                 self.summary.transactions += 1;
                 return Ok(Some(end_lsn));
             }
-            // Origin, Type (types are resolved from the catalog), logical messages,
-            // two-phase messages (not requested): nothing to store.
+            Message::Message {
+                transactional: false,
+                lsn: at,
+                ..
+            } if self.tx.is_none() && self.stream_xid.is_none() => {
+                // Decoded in WAL order: every transaction that committed before this
+                // message was sent before it, so its position is safe to confirm.
+                self.idle_position = self.idle_position.max(at);
+            }
+            // Origin, Type (types are resolved from the catalog), transactional logical
+            // messages, two-phase messages (not requested): nothing to store.
             _ => {}
         }
         self.spill_if_needed().await?;
@@ -824,15 +1037,28 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Commits everything complete so far (call only between transactions). With
-    /// `advance`, a quiet stream's position is committed too, so the slot moves on.
-    async fn commit(&mut self, stream: &mut ReplicationStream, advance: bool) -> Result<()> {
+    /// [`Session::commit`], then the new checkpoint reported to the server as flushed.
+    async fn commit_and_report(
+        &mut self,
+        stream: &mut ReplicationStream,
+        advance: bool,
+    ) -> Result<()> {
+        if self.commit(advance).await? {
+            self.send_status(stream, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything complete so far (call only between transactions); returns
+    /// whether the checkpoint moved. With `advance`, a quiet stream's position is
+    /// committed too, so the slot moves on.
+    async fn commit(&mut self, advance: bool) -> Result<bool> {
         debug_assert!(self.tx.is_none());
         let target = match (self.pending, advance) {
             (Some(p), true) => p.max(self.idle_position),
             (Some(p), false) => p,
             (None, true) if self.idle_position > self.checkpoint.lsn => self.idle_position,
-            _ => return Ok(()),
+            _ => return Ok(false),
         };
         self.flush_all().await?;
         let mut checkpoint = self.checkpoint.clone();
@@ -858,7 +1084,7 @@ impl Session<'_> {
         self.batch_rows = 0;
         self.buffered_bytes = 0;
         tracing::debug!(lsn = %target, "committed");
-        self.send_status(stream, false).await
+        Ok(true)
     }
 }
 

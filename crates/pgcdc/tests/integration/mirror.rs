@@ -559,7 +559,18 @@ fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
     // Far above the test server's logical_decoding_work_mem (64kB): streamed.
     env.sql("BEGIN; INSERT INTO kv SELECT g, g, repeat('x', 100) FROM generate_series(10, 5000) g; UPDATE kv SET v = 2 WHERE k = 1; UPDATE kv SET v = 2 WHERE k = 2; COMMIT;");
     env.sql("UPDATE kv SET v = 3 WHERE k = 2;");
-    pgcdc_ok(env, &["run"]);
+    // Streamed by the server only over the replication stream (pages hold whole
+    // transactions), so this run reads the stream.
+    pgcdc_ok(env, &["--set=source.reader=stream", "run"]);
+    let streamed = env.sql(&format!(
+        "SELECT stream_txns > 0 FROM pg_stat_replication_slots WHERE slot_name = '{}'",
+        env.slot
+    ));
+    assert_eq!(
+        streamed.trim(),
+        "t",
+        "the server did not stream the large transaction"
+    );
     assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
 }
 

@@ -311,6 +311,156 @@ fn batches_end_at_transaction_boundaries() {
     );
 }
 
+/// Mini-batch runs read pages through the SQL interface (`source.reader = "auto"`);
+/// `reader = "stream"` reads the replication stream. Over the same changes, both land
+/// the very same changelog rows, and pages of about `batch.max_rows` changes (one
+/// transaction larger than a page included) resume where the last one stopped.
+#[test]
+fn pages_and_the_stream_land_identical_changes() {
+    let env = TestEnv::new("pages_vs_stream");
+    env.sql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text, n numeric(10,2));
+         CREATE TABLE b (k bigint, v int); ALTER TABLE b REPLICA IDENTITY FULL;
+         INSERT INTO a SELECT g, 'x' || g, g / 3.0 FROM generate_series(1, 100) g;",
+    );
+    configure(&env, Some(&["a", "b"]), "", "[batch]\nmax_rows = 40\n");
+    let pages_lake = env.dir().join("lake_pages");
+    let pages_slot = format!("--set=source.slot={}_p", env.slot);
+    let pages_url = format!("--set=destination.url={}", pages_lake.display());
+    let pages = |cmd: &str| -> Vec<String> {
+        vec![
+            pages_slot.clone(),
+            pages_url.clone(),
+            "--set=source.reader=sql".into(),
+            cmd.into(),
+        ]
+    };
+    let run_both = |env: &TestEnv| {
+        pgcdc_ok(env, &["--set=source.reader=stream", "run"]);
+        let args = pages("run");
+        pgcdc_ok(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
+    pgcdc_ok(&env, &["init"]);
+    let args = pages("init");
+    pgcdc_ok(&env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 0..12 {
+        env.sql(&format!(
+            "BEGIN; INSERT INTO a SELECT g, 'y' || g, g FROM generate_series({lo}, {hi}) g;
+             UPDATE a SET v = v || '+' WHERE id % 7 = {m}; DELETE FROM a WHERE id = {d};
+             INSERT INTO b VALUES ({i}, {i}), ({i}, {i}); COMMIT;",
+            lo = 1000 + i * 10,
+            hi = 1009 + i * 10,
+            m = i % 7,
+            d = 3 + i * 5
+        ));
+    }
+    // Larger than a page; a non-transactional message; a rolled-back transaction.
+    env.sql("BEGIN; INSERT INTO a SELECT g, 'big', 1 FROM generate_series(5000, 5150) g; DELETE FROM b WHERE k = 1; COMMIT;");
+    env.sql("SELECT pg_logical_emit_message(false, 'test', 'not a change');");
+    let _ = env.try_sql("BEGIN; INSERT INTO a VALUES (9999, 'never', 0); SELECT 1/0; COMMIT;");
+    run_both(&env);
+    // More changes, a schema change and a truncate: the next runs resume.
+    env.sql("ALTER TABLE a ADD COLUMN extra int; UPDATE a SET extra = id WHERE id < 20; TRUNCATE b; INSERT INTO b VALUES (7, 7);");
+    env.sql("UPDATE a SET id = id + 100000 WHERE id = 50;");
+    run_both(&env);
+    for table in ["a", "b"] {
+        let streamed = changelog(&env, table);
+        let paged = crate::support::lake_rows(&pages_lake.join("ds").join(table), None);
+        let changed: Vec<_> = paged
+            .iter()
+            .filter(|r| r["_pgcdc_op"] != "snapshot")
+            .cloned()
+            .collect();
+        assert_each_change_once(&changed);
+        let changes = |rows: &[serde_json::Map<String, serde_json::Value>]| -> Vec<String> {
+            rows.iter()
+                .filter(|r| r["_pgcdc_op"] != "snapshot")
+                .map(|r| serde_json::Value::Object(r.clone()).to_string())
+                .collect()
+        };
+        let (s, p) = (changes(&streamed), changes(&paged));
+        assert!(s.len() > 20, "{table}: only {} changes", s.len());
+        assert_eq!(s, p, "{table}: the stream and the pages differ");
+    }
+    assert_replay_equals_source(&env, "a", &["id"], &["id", "v", "n", "extra"]);
+    let mut replayed = crate::support::lake_replay(
+        &pages_lake.join("ds").join("a"),
+        &["id"],
+        &["id", "v", "n", "extra"],
+    );
+    replayed.sort();
+    assert_eq!(replayed, source_rows(&env, "a", &["id", "v", "n", "extra"]));
+    // The slot was advanced to the checkpoint the pages committed.
+    let args = pages("status");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--json");
+    let status: serde_json::Value = serde_json::from_str(&pgcdc_ok(&env, &args)).unwrap();
+    assert_eq!(
+        status["checkpoint"]["lsn"],
+        status["slot"]["confirmed_flush_lsn"]
+    );
+}
+
+/// A run holds the slot's advisory lock, whichever way it reads: a second pgcdc for the
+/// same slot is refused, and so is a snapshot.
+#[test]
+fn a_second_pgcdc_for_the_same_slot_is_refused() {
+    let env = TestEnv::new("slot_lock");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY);");
+    configure(&env, Some(&["t"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    env.sql("INSERT INTO t VALUES (1);");
+    // Another session holds the lock, as a running pgcdc would between two pages.
+    let app = format!("lock_holder_{}", env.slot);
+    let holder = std::process::Command::new(crate::support::psql_bin())
+        .args(["-X", "-q", "-d", &env.url(), "-c"])
+        .arg(format!(
+            "SELECT pg_advisory_lock(1885562724, hashtext('{}')); SELECT pg_sleep(60);",
+            env.slot
+        ))
+        .env("PGAPPNAME", &app)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let holder = KillOnDrop(holder);
+    let held = format!("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = '{app}'");
+    let mut waited = 0;
+    while env.sql(&held).trim() == "0" && waited < 100 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(env.sql(&held).trim(), "1", "the lock holder did not start");
+    for args in [
+        &["run"][..],
+        &["run", "--follow"],
+        &["snapshot", "--table", "t"],
+    ] {
+        let err = pgcdc_err(&env, args);
+        assert!(
+            err.contains(&format!("slot {} is in use", env.slot)),
+            "{args:?}: {err}"
+        );
+    }
+    drop(holder);
+    env.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
+    ));
+    while env.sql(&held).trim() != "0" {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pgcdc_ok(&env, &["run"]);
+    assert_replay_equals_source(&env, "t", &["id"], &["id"]);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn schema_changes_mid_stream_add_columns() {
     let env = TestEnv::new("schema_change");
@@ -450,11 +600,13 @@ fn sigkill_and_crashes_during_run_lose_and_duplicate_nothing() {
         ));
     }
     // Crash at each failpoint in turn: after data files, after the manifest, after the
-    // commit but before the flush report, after a spill write.
+    // commit but before the flush report, between a page's commit and the slot's
+    // advance, after a spill write.
     for point in [
         "files.after_data_files",
         "files.after_manifest",
         "pipeline.after_commit",
+        "pipeline.before_advance",
         "files.after_data_files",
     ] {
         let out = env.pgcdc_with_env(&["run"], &[("PGCDC_FAILPOINT", point)]);
