@@ -55,6 +55,10 @@ psql_ -c "CREATE DATABASE mirror" >/dev/null
 sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"${url%/*}/mirror\"|" \
   "$work/pgcdc.toml" > "$work/pgmirror.toml"
 "$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
+# The same changelog run reading the replication stream instead of SQL pages.
+sed -e 's/^slot = "bench"/slot = "bench_stream"\nreader = "stream"/' -e "s|^url = \"$work/lake\"|url = \"$work/lake_stream\"|" \
+  "$work/pgcdc.toml" > "$work/stream.toml"
+"$pgcdc" -c "$work/stream.toml" init --no-snapshot >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >/dev/null
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_peek', 'pgoutput')" >/dev/null
 
@@ -99,21 +103,54 @@ end=$(psql_ -At -c "SELECT pg_current_wal_lsn()")
 changes=$(tail -n 1 "$work/changes")
 echo "changes: $changes, WAL end $end"
 
+# CPU seconds the server has used so far: its live processes plus the children it reaped
+# (a walsender or backend that served one tool counts once it exits).
+postmaster=$(head -n 1 "$work/pg/data/postmaster.pid")
+server_cpu() {
+  python3 - "$postmaster" <<'PY'
+import os, sys
+pm, hz, total = int(sys.argv[1]), os.sysconf("SC_CLK_TCK"), 0
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        st = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(p) == pm:
+        total += sum(int(x) for x in st[11:15])
+    elif int(st[1]) == pm:
+        total += int(st[11]) + int(st[12])
+print(total / hz)
+PY
+}
+# timed NAME CMD...: wall/user/sys/RSS into $work/NAME.time, server CPU into $work/NAME.server.
+timed() {
+  local name=$1 before
+  shift
+  before=$(server_cpu)
+  /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@"
+  sleep 0.2
+  python3 -c "print(round($(server_cpu) - $before, 2))" > "$work/$name.server"
+}
 t0=$(date +%s.%N)
-/usr/bin/time -f "%e %U %S %M" -o "$work/recv.time" "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
+timed recv "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
   -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
-/usr/bin/time -f "%e %U %S %M" -o "$work/pgcdc.time" "$pgcdc" -c "$work/pgcdc.toml" run > "$work/run.out" 2>"$work/run.err"
-/usr/bin/time -f "%e %U %S %M" -o "$work/mirror.time" "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
-/usr/bin/time -f "%e %U %S %M" -o "$work/pgmirror.time" "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
+timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"
+timed stream "$pgcdc" -c "$work/stream.toml" run > "$work/stream.out" 2>"$work/stream.err"
+timed mirror "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
+timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
 read -r g_wall g_user g_sys g_rss < "$work/pgmirror.time"
 # The SQL interface over the same WAL, to /dev/null: peek (nothing consumed) decodes the
 # changes in the backend and returns them as rows of one COPY, without the walsender's
 # per-message protocol.
-/usr/bin/time -f "%e %U %S %M" -o "$work/peek.time" psql -X -q -d "$url" -c "COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('bench_peek', '$end', NULL, 'proto_version', '1', 'publication_names', 'bench')) TO STDOUT (FORMAT binary)" > /dev/null
+timed peek psql -X -q -d "$url" -c "COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('bench_peek', '$end', NULL, 'proto_version', '1', 'publication_names', 'bench')) TO STDOUT (FORMAT binary)" > /dev/null
 read -r k_wall k_user k_sys k_rss < "$work/peek.time"
+# The same with the tuplestore of the peek in memory instead of a temporary file.
+timed peekmem psql -X -q -d "$url" -c "SET work_mem = '1GB'" -c "COPY (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes('bench_peek', '$end', NULL, 'proto_version', '1', 'publication_names', 'bench')) TO STDOUT (FORMAT binary)" > /dev/null
+read -r q_wall q_user q_sys q_rss < "$work/peekmem.time"
 read -r r_wall r_user r_sys r_rss < "$work/recv.time"
 read -r p_wall p_user p_sys p_rss < "$work/pgcdc.time"
 read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
+read -r s_wall s_user s_sys s_rss < "$work/stream.time"
 cat "$work/run.out"
 cat "$work/mirror.out" "$work/pgmirror.out"
 for t in orders events docs; do
@@ -121,19 +158,30 @@ for t in orders events docs; do
   m_n=$(psql -X -At -d "${url%/*}/mirror" -c "SELECT count(*) FROM pgcdc.$t" 2>/dev/null || echo 0)
   echo "rows in $t: source $s_n, PostgreSQL mirror $m_n"
 done
-python3 - <<PY
-changes = $changes
-rw, pw = $r_wall, $p_wall
-print(f"| tool | wall s | changes/s | ratio | client CPU s | CPU s / M changes | peak RSS MiB |")
-print(f"|---|---|---|---|---|---|---|")
-print(f"| pg_recvlogical | {rw:.2f} | {changes/rw:,.0f} | 1.00 | {$r_user+$r_sys:.2f} | {($r_user+$r_sys)/changes*1e6:.2f} | {$r_rss/1024:.0f} |")
-print(f"| pgcdc run | {pw:.2f} | {changes/pw:,.0f} | {rw/pw:.2f} | {$p_user+$p_sys:.2f} | {($p_user+$p_sys)/changes*1e6:.2f} | {$p_rss/1024:.0f} |")
-mw = $m_wall
-print(f"| pgcdc run, DuckDB mirror | {mw:.2f} | {changes/mw:,.0f} | {rw/mw:.2f} | {$m_user+$m_sys:.2f} | {($m_user+$m_sys)/changes*1e6:.2f} | {$m_rss/1024:.0f} |")
-kw = $k_wall
-print(f"| SQL interface (peek → COPY → /dev/null) | {kw:.2f} | {changes/kw:,.0f} | {rw/kw:.2f} | {$k_user+$k_sys:.2f} (psql; decoding is in the server) | - | {$k_rss/1024:.0f} |")
-gw = $g_wall
-print(f"| pgcdc run, PostgreSQL mirror | {gw:.2f} | {changes/gw:,.0f} | {rw/gw:.2f} | {$g_user+$g_sys:.2f} (+ server) | {($g_user+$g_sys)/changes*1e6:.2f} | {$g_rss/1024:.0f} |")
+python3 - "$work" "$changes" <<'PY'
+import sys
+work, changes = sys.argv[1], int(sys.argv[2])
+def read(name):
+    wall, user, sys_, rss = open(f"{work}/{name}.time").read().split()
+    server = float(open(f"{work}/{name}.server").read())
+    return float(wall), float(user) + float(sys_), int(rss) / 1024, server
+rows = [
+    ("pg_recvlogical", "recv", ""),
+    ("pgcdc run, reader = stream", "stream", ""),
+    ("pgcdc run, reader = sql (pages)", "pgcdc", ""),
+    ("pgcdc run, DuckDB mirror", "mirror", ""),
+    ("pgcdc run, PostgreSQL mirror", "pgmirror", " (+ mirror's server)"),
+    ("SQL interface (peek → COPY → /dev/null)", "peek", " (psql)"),
+    ("SQL interface, work_mem = 1GB", "peekmem", " (psql)"),
+]
+base = read("recv")[0]
+print("| tool | wall s | changes/s | ratio | client CPU s | CPU s / M changes | server CPU s | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for label, name, note in rows:
+    wall, cpu, rss, server = read(name)
+    print(f"| {label} | {wall:.2f} | {changes / wall:,.0f} | {base / wall:.2f} | {cpu:.2f}{note} | {cpu / changes * 1e6:.2f} | {server:.2f} | {rss:.0f} |")
+pages, peek = read("pgcdc")[0], read("peek")[0]
+print(f"\npgcdc run with SQL pages against the SQL interface to /dev/null: {peek / pages:.2f}")
 PY
 
 # The chart (matplotlib in a venv of its own, made once).
@@ -143,5 +191,5 @@ if ! "$chart_py" -c 'import matplotlib' 2>/dev/null; then
 fi
 chart=bench/results/stream-$workload-${txs}tx.png
 "$chart_py" bench/chart.py "$chart" "$workload: $changes changes in $txs transactions" \
-  "pg_recvlogical=$r_wall" "pgcdc run=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" "$changes"
+  "pg_recvlogical=$r_wall" "pgcdc run=$s_wall" "pgcdc, SQL pages=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" "$changes"
 echo "chart: $chart"

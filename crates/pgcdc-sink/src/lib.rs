@@ -18,6 +18,7 @@
 //! embedded DuckDB file; cargo feature `duckdb`).
 #![deny(missing_docs)]
 
+mod aws_profile;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 mod error;

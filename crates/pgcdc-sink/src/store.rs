@@ -56,8 +56,13 @@ impl StoreOptions {
     /// signature), for redacting messages that might echo them.
     pub fn secret_values(&self) -> Vec<String> {
         const SECRET: [&str; 6] = ["secret", "key", "token", "password", "private", "sig"];
+        // An AWS profile's secrets too (an unreadable profile fails elsewhere, clearly).
+        let profile = aws_profile(self)
+            .and_then(|name| crate::aws_profile::options(&name).ok())
+            .unwrap_or_default();
         self.0
             .iter()
+            .chain(profile.iter())
             .filter(|(k, _)| SECRET.iter().any(|s| k.contains(s)))
             .map(|(_, v)| v.clone())
             .collect()
@@ -178,17 +183,40 @@ fn alias(key: &str) -> &str {
     }
 }
 
+/// The AWS profile to read: named in the options, else `AWS_PROFILE` when no access key
+/// is given otherwise.
+fn aws_profile(options: &StoreOptions) -> Option<String> {
+    let named = options
+        .0
+        .iter()
+        .find(|(k, _)| alias(k) == "aws_profile")
+        .map(|(_, v)| v.clone());
+    let has_key = options.get("aws_access_key_id").is_some()
+        || std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+    named.or_else(|| {
+        std::env::var("AWS_PROFILE")
+            .ok()
+            .filter(|p| !p.is_empty() && !has_key)
+    })
+}
+
 fn s3(bucket: &str, options: &StoreOptions) -> Result<AmazonS3Builder> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(retry());
+    // A profile's settings beat the environment's; explicit options beat both.
+    let profile = match aws_profile(options) {
+        Some(name) => crate::aws_profile::options(&name)?,
+        None => Default::default(),
+    };
+    for (key, value) in &profile {
+        let k: AmazonS3ConfigKey = key.parse().map_err(|_| unknown_key(key, "s3"))?;
+        b = b.with_config(k, value);
+    }
     for (key, value) in &options.0 {
         let key = alias(key);
         if key == "aws_profile" {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "destination.credentials.profile_name: AWS profiles are not read by pgcdc; set aws_access_key_id and aws_secret_access_key (or the AWS_* environment variables)",
-            ));
+            continue;
         }
         let k: AmazonS3ConfigKey = key.parse().map_err(|_| unknown_key(key, "s3"))?;
         b = b.with_config(k, value);
@@ -197,6 +225,7 @@ fn s3(bucket: &str, options: &StoreOptions) -> Result<AmazonS3Builder> {
         .get("endpoint_url")
         .or_else(|| options.get("aws_endpoint"))
         .or_else(|| options.get("aws_endpoint_url"))
+        .or_else(|| profile.get("aws_endpoint").map(String::as_str))
         .map(str::to_string)
         .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
     if endpoint.is_some_and(|e| e.to_ascii_lowercase().starts_with("http://")) {

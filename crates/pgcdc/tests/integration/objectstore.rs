@@ -220,6 +220,84 @@ fn bad_s3_credentials_are_explained_without_the_secret() {
     assert!(!err.contains(wrong), "the secret leaked: {err}");
 }
 
+/// dlt's `profile_name` (and `AWS_PROFILE`) read the key, secret, region and endpoint
+/// from the AWS files; an unknown profile is a clear error, and no secret shows.
+#[test]
+fn an_aws_profile_supplies_the_s3_credentials() {
+    let server = s3::shared();
+    let env = TestEnv::new("s3_profile");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');");
+    env.write_file(
+        "aws_credentials",
+        &format!(
+            "[default]\naws_access_key_id = nobody\n\n[lake]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s3::ACCESS_KEY,
+            s3::SECRET_KEY
+        ),
+    );
+    env.write_file(
+        "aws_config",
+        &format!(
+            "[profile lake]\nregion = us-east-1\nendpoint_url = {}\ns3 =\n  addressing_style = path\n",
+            server.endpoint()
+        ),
+    );
+    let files = [
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            env.dir().join("aws_credentials"),
+        ),
+        ("AWS_CONFIG_FILE", env.dir().join("aws_config")),
+    ];
+    let vars: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (*k, v.to_str().unwrap()))
+        .collect();
+    let write = |credentials: &str| {
+        env.write_file(
+            "pgcdc.toml",
+            &format!(
+                "[source]\nurl = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\nschema = \"{}\"\n\n[destination]\nurl = \"s3://demo/profile\"\ndataset = \"ds\"\n\n[destination.credentials]\n{credentials}\n",
+                env.url(),
+                env.slot,
+                env.slot,
+                env.schema
+            ),
+        )
+    };
+    let ok = |args: &[&str], vars: &[(&str, &str)]| {
+        let out = env.pgcdc_with_env(args, vars);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "pgcdc {args:?}: {text}");
+        assert!(!text.contains(s3::SECRET_KEY), "the secret leaked: {text}");
+    };
+    write("profile_name = \"lake\"");
+    ok(&["init"], &vars);
+    env.sql("INSERT INTO t VALUES (2, 'b'); UPDATE t SET v = 'A' WHERE id = 1;");
+    // AWS_PROFILE when nothing names a profile.
+    write("");
+    let mut with_env = vars.clone();
+    with_env.push(("AWS_PROFILE", "lake"));
+    ok(&["run"], &with_env);
+    assert_s3_replay_equals_source(
+        &env,
+        server,
+        "s3://demo/profile/ds/t",
+        "t",
+        &["id"],
+        &["id", "v"],
+    );
+    write("profile_name = \"nope\"");
+    let out = env.pgcdc_with_env(&["status"], &vars);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("AWS profile \"nope\""), "{err}");
+}
+
 /// Change rows only (snapshot rows share the snapshot's LSN by design).
 fn changes(
     rows: Vec<serde_json::Map<String, serde_json::Value>>,
