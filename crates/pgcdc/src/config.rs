@@ -438,9 +438,38 @@ impl Config {
     /// Loads and validates the configuration from all layers.
     pub fn load(opts: &LoadOptions) -> Result<Config> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let (mut doc, origin) = base_document(opts)?;
+        let (doc, origin) = base_document(opts)?;
+        Self::from_document(doc, origin, &env, &opts.sets)
+    }
+
+    /// A configuration from the text of a `pgcdc.toml` (or, with `dlt`, of dlt's
+    /// `config.toml` and `secrets.toml` concatenated), over the environment `env` and the
+    /// `--set`s: the loader without reading configuration files (for tests and fuzzing).
+    pub fn from_text(
+        text: &str,
+        dlt: bool,
+        env: &[(String, String)],
+        sets: &[String],
+    ) -> Result<Config> {
+        let doc: Table =
+            toml::from_str(text).map_err(|e| anyhow!("configuration: {}", e.message()))?;
+        let doc = if dlt {
+            crate::dlt::from_dlt(&doc)?
+        } else {
+            doc
+        };
+        Self::from_document(doc, "text".into(), env, sets)
+    }
+
+    fn from_document(
+        mut doc: Table,
+        origin: String,
+        env: &[(String, String)],
+        sets: &[String],
+    ) -> Result<Config> {
+        let env = env.to_vec();
         apply_env(&mut doc, &env)?;
-        for set in &opts.sets {
+        for set in sets {
             let (key, value) = set
                 .split_once('=')
                 .ok_or_else(|| anyhow!("--set '{set}': expected section.key=value"))?;
