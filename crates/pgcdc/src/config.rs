@@ -12,7 +12,7 @@
 //! `Debug` redacts it; messages built here go through [`redact`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -798,6 +798,15 @@ fn connection_config(
             cfg.dbname(db);
         }
     }
+    if cfg.get_password().is_none() {
+        // libpq's password file: PGPASSFILE, else ~/.pgpass.
+        let file = get("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|h| Path::new(h).join(".pgpass")));
+        if let Some(p) = file.and_then(|f| pgpass_password(&f, &cfg)) {
+            cfg.password(p);
+        }
+    }
     if cfg.get_application_name().is_none() {
         cfg.application_name("pgcdc");
     }
@@ -805,6 +814,68 @@ fn connection_config(
         cfg.connect_timeout(Duration::from_secs(10));
     }
     Ok((cfg, tls))
+}
+
+/// The password for `cfg`'s first host, port, database and user in a libpq password file
+/// (`host:port:database:user:password` lines, `*` matching anything, `\` escaping `:`).
+/// As libpq does, a file that others can read is ignored, with a warning.
+fn pgpass_password(file: &Path, cfg: &tokio_postgres::Config) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "password file {} has group or world access; it is ignored (chmod 0600 it)",
+                file.display()
+            );
+            return None;
+        }
+    }
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
+    let want = [
+        host.as_str(),
+        port.as_str(),
+        cfg.get_dbname().unwrap_or_default(),
+        cfg.get_user().unwrap_or_default(),
+    ];
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(pgpass_fields)
+        .find(|f| {
+            f.len() == 5
+                && f.iter()
+                    .zip(want)
+                    .all(|(field, w)| field == "*" || field == w)
+        })
+        .and_then(|mut f| f.pop())
+}
+
+/// The `:`-separated fields of a password-file line (`\:` and `\\` are escapes).
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(n), Some(last)) = (chars.next(), fields.last_mut()) {
+                    last.push(n);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => {
+                if let Some(last) = fields.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    fields
 }
 
 /// The password embedded in a URL, if any (to redact it from messages).
@@ -830,6 +901,43 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_file_is_read_as_libpq_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(
+            &file,
+            "# comment\nother:5432:*:*:no\ndb\\:host:6543:*:alice:first\n*:*:app:*:pa\\:ss\\\\word\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = |url: &str| {
+            vec![
+                ("PGPASSFILE".to_string(), file.display().to_string()),
+                ("X".to_string(), url.to_string()),
+            ]
+        };
+        let pw = |url: &str| {
+            let (cfg, _) = connection_config("source.url", Some(url), &env(url)).unwrap();
+            cfg.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        };
+        assert_eq!(
+            pw("postgresql://alice@db%3Ahost:6543/x").as_deref(),
+            Some("first")
+        );
+        assert_eq!(pw("postgresql://bob@h/app").as_deref(), Some("pa:ss\\word"));
+        assert_eq!(pw("postgresql://bob:given@h/app").as_deref(), Some("given"));
+        assert_eq!(pw("postgresql://bob@h/elsewhere"), None);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            pw("postgresql://bob@h/app"),
+            None,
+            "a world-readable file is ignored"
+        );
+    }
 
     fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config> {
         let mut doc: Table = toml::from_str(toml_text)?;

@@ -483,3 +483,54 @@ fn changelog_len_after(env: &TestEnv, round: i64) -> usize {
     }
     rows as usize
 }
+
+/// A slot the server invalidated (more WAL than `max_slot_wal_keep_size` behind it) is a
+/// clear error naming the recovery, in `run` and in `status`; the recovery works.
+#[test]
+fn an_invalidated_slot_is_a_clear_error_with_its_recovery() {
+    let cluster = start_cluster(&[("max_slot_wal_keep_size", "1MB")]);
+    let env = TestEnv::on(cluster.url(), "lost_slot");
+    env.sql("CREATE TABLE t (id int PRIMARY KEY, pad text); INSERT INTO t VALUES (1, 'a');");
+    configure(&env, Some(&["t"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    let lost = format!(
+        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+        env.slot
+    );
+    let mut n = 0;
+    wait_for(
+        "the slot to be invalidated",
+        Duration::from_secs(60),
+        || {
+            n += 1;
+            // Far more WAL than the slot may keep, then a checkpoint removes it.
+            env.sql(&format!(
+            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({a}, {b}) g; SELECT pg_switch_wal(); CHECKPOINT;",
+            a = n * 100_000,
+            b = n * 100_000 + 99_999
+        ));
+            env.sql(&lost).trim() == "lost"
+        },
+    );
+    let err = crate::replication::pgcdc_err(&env, &["run"]);
+    assert!(
+        err.contains("invalidated") && err.contains("pgcdc init --reset"),
+        "{err}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&pgcdc_ok(&env, &["status", "--json"])).unwrap();
+    assert!(
+        status["warnings"].to_string().contains("invalidated"),
+        "{status}"
+    );
+    // The documented recovery: a new slot and snapshot.
+    pgcdc_ok(&env, &["init", "--reset"]);
+    env.sql("UPDATE t SET pad = 'after the reset' WHERE id = 1;");
+    pgcdc_ok(&env, &["run"]);
+    let rows = changelog(&env, "t");
+    assert!(
+        rows.iter()
+            .any(|r| r["pad"] == "after the reset" && r["_pgcdc_op"] == "update"),
+        "the change after the reset did not land"
+    );
+}

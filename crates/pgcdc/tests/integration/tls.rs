@@ -223,6 +223,41 @@ fn a_least_privilege_role_replicates_over_verified_tls_and_the_password_never_sh
     write_config(&env, cluster.port, "localhost", "sslmode=require");
     let (good, text) = ok(&env, &["run"]);
     assert!(good, "sslmode=require: {text}");
+    // The password from libpq's password file (0600), or from PGPASSWORD, not the URL.
+    let pgpass = env.dir().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("localhost:{}:postgres:{ROLE}:{PASSWORD}\n", cluster.port),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_config_as(
+        &env,
+        ROLE,
+        cluster.port,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    env.sql("INSERT INTO t VALUES (1001, 'password file');");
+    let pgpass = pgpass.display().to_string();
+    for vars in [
+        [("PGPASSFILE", pgpass.as_str())],
+        [("PGPASSWORD", PASSWORD)],
+    ] {
+        let out = env.pgcdc_with_env(&["run"], &vars);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push_str(&text);
+        assert!(out.status.success(), "{vars:?}: {text}");
+    }
+    let mut dst =
+        crate::support::lake_replay(&env.lake_dir().join("ds").join("t"), &["id"], &["id", "v"]);
+    dst.sort();
+    assert_eq!(dst, source_rows(&env, "t", &["id", "v"]));
 
     assert!(
         !outputs.contains(PASSWORD),
