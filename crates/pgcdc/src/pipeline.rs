@@ -372,6 +372,10 @@ async fn page_session(
     // The pages stream over a connection of their own: the session's answers catalog
     // lookups meanwhile.
     let reader = pgcdc_source::connect::connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
+    reader
+        .batch_execute(&format!("SET work_mem = '{PAGE_WORK_MEM}'"))
+        .await
+        .map_err(|e| pgcdc_source::Error::from_pg("setting work_mem for the page reader", e))?;
     // The slot's lock (held by `sql`) makes the destination ours.
     let checkpoint = reopen(dest, plan.start).await?;
     tracing::info!(slot = %cfg.source.slot, start = %plan.start, %end, proto = plan.decode.protocol_version, "reading pages");
@@ -421,6 +425,12 @@ fn explain_slot_error(err: anyhow::Error, slot: &str, publication: &str) -> anyh
     }
     err.context(format!("reading from replication slot {slot}"))
 }
+
+/// At most this many changes a page: the server holds a page in a tuplestore (memory up
+/// to the reader session's `work_mem`, then a temporary file) before sending it.
+const MAX_PAGE_ROWS: usize = 100_000;
+/// The reader session's `work_mem`: a page of ordinary rows stays in memory.
+const PAGE_WORK_MEM: &str = "64MB";
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// `--follow`: how often the slot's health is read (and warned about).
@@ -474,7 +484,7 @@ impl Session<'_> {
     ) -> Result<()> {
         let options: Vec<(&str, &str)> =
             plan.options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page_rows = u32::try_from(self.cfg.batch.max_rows).unwrap_or(u32::MAX);
+        let page_rows = u32::try_from(self.cfg.batch.max_rows.min(MAX_PAGE_ROWS)).unwrap_or(1);
         let mut decoder = pgoutput::Decoder::new(plan.decode);
         let mut advanced = self.checkpoint.lsn;
         loop {
