@@ -176,9 +176,11 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
         dest.as_mut(),
         &sql,
         &mut checkpoint,
-        exported.as_deref(),
-        lsn,
-        &wanted,
+        SnapshotRequest {
+            exported: exported.as_deref(),
+            lsn,
+            wanted: &wanted,
+        },
     )
     .await?;
     repl.close().await.ok();
@@ -241,18 +243,27 @@ async fn configured_tables(cfg: &Config, sql: &tokio_postgres::Client) -> Result
     })
 }
 
-/// Snapshots `wanted` plus anything an earlier attempt left unfinished: from the slot's
-/// exported snapshot when there is one, else from a temporary slot's.
+/// What to snapshot, and from where.
+struct SnapshotRequest<'a> {
+    /// The slot's exported snapshot (a slot `init` just created), else None.
+    exported: Option<&'a str>,
+    /// The exported snapshot's consistent point.
+    lsn: pgcdc_core::Lsn,
+    /// Tables asked for.
+    wanted: &'a [String],
+}
+
+/// Snapshots `req.wanted` plus anything an earlier attempt left unfinished: from the
+/// slot's exported snapshot when there is one, else from a temporary slot's.
 async fn take_snapshot(
     cfg: &Config,
     dest: &mut dyn Destination,
     sql: &tokio_postgres::Client,
     checkpoint: &mut Checkpoint,
-    exported: Option<&str>,
-    lsn: pgcdc_core::Lsn,
-    wanted: &[String],
+    req: SnapshotRequest<'_>,
 ) -> Result<Option<crate::snapshot::SnapshotSummary>> {
     let pending = crate::snapshot::Progress::of(checkpoint)?.pending();
+    let (exported, wanted) = (req.exported, req.wanted);
     if wanted.is_empty() && pending.is_empty() {
         return Ok(None);
     }
@@ -281,25 +292,26 @@ async fn take_snapshot(
             return Err(busy("another pgcdc holds its lock".into()));
         }
     }
-    let result =
-        snapshot_unlocked(cfg, dest, sql, checkpoint, exported, lsn, wanted, pending).await;
+    let result = snapshot_unlocked(cfg, dest, sql, checkpoint, req, pending).await;
     if locked {
         peek::unlock_slot(sql, &cfg.source.slot).await?;
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn snapshot_unlocked(
     cfg: &Config,
     dest: &mut dyn Destination,
     sql: &tokio_postgres::Client,
     checkpoint: &mut Checkpoint,
-    exported: Option<&str>,
-    lsn: pgcdc_core::Lsn,
-    wanted: &[String],
+    req: SnapshotRequest<'_>,
     pending: Vec<String>,
 ) -> Result<Option<crate::snapshot::SnapshotSummary>> {
+    let SnapshotRequest {
+        exported,
+        lsn,
+        wanted,
+    } = req;
     // Files of an interrupted attempt that never committed go first: their chunks are
     // still pending and will be read again.
     let committed = dest
@@ -419,9 +431,11 @@ async fn snapshot_tables(cfg: &Config, tables: Vec<String>) -> Result<ExitCode> 
         dest.as_mut(),
         &sql,
         &mut checkpoint,
-        None,
-        lsn,
-        &tables,
+        SnapshotRequest {
+            exported: None,
+            lsn,
+            wanted: &tables,
+        },
     )
     .await?;
     if let Some(s) = summary {
