@@ -94,6 +94,16 @@ pub async fn lock_slot(client: &Client, slot: &str) -> Result<bool> {
     Ok(row.get(0))
 }
 
+/// Whether another session holds `slot`'s lock (a pgcdc reading it, perhaps between two
+/// pages, when the slot itself shows no active process).
+pub async fn locked_elsewhere(client: &Client, slot: &str) -> Result<bool> {
+    if !lock_slot(client, slot).await? {
+        return Ok(true);
+    }
+    unlock_slot(client, slot).await?;
+    Ok(false)
+}
+
 /// Releases the lock [`lock_slot`] took on this session.
 pub async fn unlock_slot(client: &Client, slot: &str) -> Result<()> {
     client

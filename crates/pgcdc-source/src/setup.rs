@@ -473,6 +473,12 @@ pub async fn create_slot(
 pub async fn drop_all(client: &Client, slot: &str, publication: &str) -> Result<(bool, bool)> {
     let mut dropped_slot = false;
     if let Some(info) = slot_info(client, slot).await? {
+        if crate::peek::locked_elsewhere(client, slot).await? {
+            return Err(Error::new(
+                ErrorKind::Setup,
+                format!("slot {slot} is in use by a running pgcdc (it holds the slot's lock); stop it first"),
+            ));
+        }
         if info.active {
             return Err(Error::new(
                 ErrorKind::Setup,

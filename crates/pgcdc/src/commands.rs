@@ -524,6 +524,8 @@ fn print_summary(cfg: &Config, s: &RunSummary) {
 async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     let sql = connect_sql(&cfg.source.pg, &cfg.source.tls).await?;
     let slot = setup::slot_info(&sql, &cfg.source.slot).await?;
+    // A run reading pages holds the slot only while a page is read, its lock throughout.
+    let held = slot.is_some() && peek::locked_elsewhere(&sql, &cfg.source.slot).await?;
     let tables = setup::published_tables(&sql, &cfg.source.publication).await?;
     let mut dest = destination(cfg)?;
     let committed = dest.read_committed().await?;
@@ -538,6 +540,7 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
             "name": cfg.source.slot,
             "active": s.active,
             "active_pid": s.active_pid,
+            "held_by_pgcdc": held,
             "confirmed_flush_lsn": s.confirmed_flush_lsn.map(|l| l.to_string()),
             "restart_lsn": s.restart_lsn.map(|l| l.to_string()),
             "wal_status": s.wal_status,
@@ -568,7 +571,11 @@ async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
                 println!(
                     "slot          {} ({}), wal_status {}",
                     cfg.source.slot,
-                    if s.active { "active" } else { "inactive" },
+                    match (s.active, held) {
+                        (true, _) => "active",
+                        (false, true) => "held by a running pgcdc",
+                        (false, false) => "inactive",
+                    },
                     s.wal_status.as_deref().unwrap_or("n/a")
                 );
                 println!(

@@ -434,6 +434,8 @@ fn a_second_pgcdc_for_the_same_slot_is_refused() {
         &["run"][..],
         &["run", "--follow"],
         &["snapshot", "--table", "t"],
+        &["drop", "--yes"],
+        &["init", "--reset"],
     ] {
         let err = pgcdc_err(&env, args);
         assert!(
@@ -441,6 +443,9 @@ fn a_second_pgcdc_for_the_same_slot_is_refused() {
             "{args:?}: {err}"
         );
     }
+    let status: serde_json::Value =
+        serde_json::from_str(&pgcdc_ok(&env, &["status", "--json"])).unwrap();
+    assert_eq!(status["slot"]["held_by_pgcdc"], true, "{status}");
     drop(holder);
     env.sql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
