@@ -240,13 +240,18 @@ struct Plan {
     options: Vec<(&'static str, String)>,
 }
 
-async fn session(
+/// The checks before reading: a finished snapshot, the same server and slot as the
+/// destination's, a usable slot not moved past the checkpoint. Returns the checkpoint's
+/// LSN, the slot, and a replication connection.
+async fn preflight(
     cfg: &Config,
     dest: &mut dyn Destination,
     sql: &tokio_postgres::Client,
-    opts: &RunOptions,
-    summary: &mut RunSummary,
-) -> Result<()> {
+) -> Result<(
+    Lsn,
+    setup::SlotInfo,
+    pgcdc_source::wire::ReplicationConnection,
+)> {
     let slot = &cfg.source.slot;
     // Read-only first: the destination is cleaned up only once we hold the slot.
     let committed = dest.read_committed().await?.ok_or_else(|| {
@@ -280,6 +285,18 @@ async fn session(
             );
         }
     }
+    Ok((start, info, repl))
+}
+
+async fn session(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    opts: &RunOptions,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let slot = &cfg.source.slot;
+    let (start, info, repl) = preflight(cfg, dest, sql).await?;
     let pages = reads_pages(cfg, opts.follow)?;
     if pages && info.confirmed_flush_lsn.is_some_and(|c| c < start) {
         // A run stopped between its destination commit and the slot's advance.
