@@ -288,7 +288,7 @@ fn protocol_for(schema: &StructType, current: Option<&Protocol>) -> Result<Proto
         serde_json::json!({
             "minReaderVersion": 3, "minWriterVersion": 7,
             "readerFeatures": ["timestampNtz"],
-            "writerFeatures": ["timestampNtz", "appendOnly", "invariants"],
+            "writerFeatures": ["timestampNtz"],
         })
     } else {
         serde_json::json!({ "minReaderVersion": 1, "minWriterVersion": 2 })

@@ -22,7 +22,6 @@ use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, Projecti
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::convert::conform;
 use crate::Result;
@@ -254,9 +253,9 @@ impl Sink {
         let Some(mut open) = self.open.take() else {
             return Ok(());
         };
+        // Writes the footer and completes the upload.
         open.writer.finish().await?;
         let size = open.writer.bytes_written() as i64;
-        open.writer.into_inner().shutdown().await?;
         let mut stats = json!({ "numRecords": open.rows });
         let mut range = None;
         if let (Some(k), true, Some(min), Some(max)) = (self.key, open.stats_ok, open.min, open.max)

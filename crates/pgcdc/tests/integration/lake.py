@@ -399,7 +399,10 @@ def main():
         rendered = [render(t.column(c)) for c in cols]
         for i in range(t.num_rows):
             print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
-        return
+        # deltalake's runtime threads can abort the interpreter's teardown ("terminate
+        # called without an active exception"): leave without it.
+        sys.stdout.flush()
+        os._exit(0)
     names, rows = load(a.dir)
     if a.command == "rows":
         cols = a.columns.split(",") if a.columns else None
