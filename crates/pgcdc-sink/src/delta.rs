@@ -180,14 +180,9 @@ impl Table {
                 if &p != s.protocol() {
                     actions.push(Action::Protocol(p));
                 }
-                let m = s
-                    .metadata()
-                    .clone()
-                    .with_schema(kernel)
-                    .map_err(|e| {
-                        Error::new(ErrorKind::Encode, "Delta: changing the table schema")
-                            .with_source(e)
-                    })?;
+                let m = s.metadata().clone().with_schema(kernel).map_err(|e| {
+                    Error::new(ErrorKind::Encode, "Delta: changing the table schema").with_source(e)
+                })?;
                 actions.push(Action::Metadata(m));
             }
             Some(_) => {}
@@ -353,8 +348,7 @@ impl DeltaDestination {
             .push("");
         let path = Path::from_url_path(url.path())
             .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("table path: {e}")))?;
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(PrefixStore::new(Arc::clone(&root.store), path));
+        let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(Arc::clone(&root.store), path));
         let log = default_logstore(
             Arc::clone(&store),
             Arc::clone(&root.store),
@@ -423,13 +417,15 @@ impl DeltaDestination {
         let intent = if intent.is_null(0) {
             None
         } else {
-            Some(serde_json::from_str::<Intent>(intent.value(0)).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("the pgcdc commit record in {place} cannot be read"),
-                )
-                .with_source(e)
-            })?)
+            Some(
+                serde_json::from_str::<Intent>(intent.value(0)).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("the pgcdc commit record in {place} cannot be read"),
+                    )
+                    .with_source(e)
+                })?,
+            )
         };
         Ok(Some(Stored {
             seq: seq.value(0) as u64,
@@ -530,7 +526,11 @@ impl DeltaDestination {
     /// whether every file must be rewritten into it.
     fn evolve(&self, t: &mut Table, table: &TableSchema, rows: &Schema) -> Result<bool> {
         let name = &table.table.name;
-        let flag = self.config.soft_delete.as_deref().filter(|_| mirror::keyed(table));
+        let flag = self
+            .config
+            .soft_delete
+            .as_deref()
+            .filter(|_| mirror::keyed(table));
         // A table the committed state does not know (new, or emptied by `init --reset`)
         // takes the source's schema as it is.
         let known = t.schema_changed
@@ -591,8 +591,11 @@ impl DeltaDestination {
         }
         if changed {
             let kernel = StructType::try_new(fields).map_err(|e| {
-                Error::new(ErrorKind::Encode, format!("the Delta schema of table {name}"))
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Encode,
+                    format!("the Delta schema of table {name}"),
+                )
+                .with_source(e)
             })?;
             t.schema = convert::arrow_schema(&kernel)?;
             t.kernel = Some(kernel);
@@ -640,7 +643,15 @@ impl DeltaDestination {
             }
         };
         let result = self
-            .apply_rows(&mut t, table, &slice, moved, &unchanged, soft.as_deref(), prefix)
+            .apply_rows(
+                &mut t,
+                table,
+                &slice,
+                moved,
+                &unchanged,
+                soft.as_deref(),
+                prefix,
+            )
             .await;
         self.tables.insert(table.table.name.clone(), t);
         result
@@ -657,10 +668,15 @@ impl DeltaDestination {
         soft: Option<&str>,
         prefix: String,
     ) -> Result<()> {
-        let key = table.columns.iter().find(|c| c.key).map(|c| c.name.as_str());
+        let key = table
+            .columns
+            .iter()
+            .find(|c| c.key)
+            .map(|c| c.name.as_str());
         if self.evolve(t, table, &slice.schema())? {
             let p = self.file_prefix(self.seq + 1);
-            t.rewrite_all(soft, key.filter(|_| mirror::keyed(table)), p).await?;
+            t.rewrite_all(soft, key.filter(|_| mirror::keyed(table)), p)
+                .await?;
         }
         let missing = |n: &str| Error::new(ErrorKind::Encode, format!("internal: no {n} column"));
         let ops = slice
@@ -751,9 +767,9 @@ impl DeltaDestination {
 }
 
 fn kernel_of(schema: &Schema) -> Result<StructType> {
-    schema.try_into_kernel().map_err(|e| {
-        Error::new(ErrorKind::Encode, "internal: a Delta schema").with_source(e)
-    })
+    schema
+        .try_into_kernel()
+        .map_err(|e| Error::new(ErrorKind::Encode, "internal: a Delta schema").with_source(e))
 }
 
 fn arrow_type(f: &deltalake::kernel::StructField) -> Result<DataType> {

@@ -93,7 +93,11 @@ pub fn kernel_field(name: &str, t: &DataType) -> Result<StructField> {
 /// The Arrow schema data files of a Delta table with schema `schema` have.
 pub fn arrow_schema(schema: &StructType) -> Result<SchemaRef> {
     let s: Schema = schema.try_into_arrow().map_err(|e| {
-        Error::new(ErrorKind::Corrupt, "a Delta table's schema has no Arrow form").with_source(e)
+        Error::new(
+            ErrorKind::Corrupt,
+            "a Delta table's schema has no Arrow form",
+        )
+        .with_source(e)
     })?;
     Ok(Arc::new(s))
 }
@@ -157,9 +161,10 @@ fn text(array: &ArrayRef) -> Result<ArrayRef> {
         }
         s.clear();
         match array.data_type() {
-            DataType::Time64(_) => {
-                time(&mut s, array.as_primitive::<Time64MicrosecondType>().value(i))
-            }
+            DataType::Time64(_) => time(
+                &mut s,
+                array.as_primitive::<Time64MicrosecondType>().value(i),
+            ),
             DataType::Decimal256(_, _) => {
                 s.push_str(&array.as_primitive::<Decimal256Type>().value_as_string(i))
             }
@@ -236,9 +241,8 @@ mod tests {
 
     #[test]
     fn uuid_and_time_become_postgres_text() {
-        let u: ArrayRef = Arc::new(
-            FixedSizeBinaryArray::try_from_iter([[0xa0u8; 16]].into_iter()).unwrap(),
-        );
+        let u: ArrayRef =
+            Arc::new(FixedSizeBinaryArray::try_from_iter([[0xa0u8; 16]].into_iter()).unwrap());
         let t = to_delta(&u, &DataType::Utf8).unwrap();
         assert_eq!(
             t.as_string::<i32>().value(0),

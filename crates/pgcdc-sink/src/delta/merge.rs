@@ -150,13 +150,17 @@ impl Table {
         let (existing, found) = self
             .take_existing(rows, &key_cols, &conv, &map, need_existing, soft, &mut sink)
             .await?;
-        let moved_keys = moved.then(|| (keys.row(0).as_ref().to_vec(), keys.row(1).as_ref().to_vec()));
+        let moved_keys =
+            moved.then(|| (keys.row(0).as_ref().to_vec(), keys.row(1).as_ref().to_vec()));
         let fallback = |k: &[u8]| -> Option<Pick> {
             match &moved_keys {
-                Some((k0, k1)) if k == k1.as_slice() => found
-                    .get(k0)
-                    .copied()
-                    .or_else(|| if soft.is_some() { None } else { found.get(k).copied() }),
+                Some((k0, k1)) if k == k1.as_slice() => found.get(k0).copied().or_else(|| {
+                    if soft.is_some() {
+                        None
+                    } else {
+                        found.get(k).copied()
+                    }
+                }),
                 Some((k0, _)) if k == k0.as_slice() && soft.is_none() => None,
                 _ => found.get(k).copied(),
             }
@@ -243,7 +247,10 @@ impl Table {
             }
             let mut stream = data::read(&self.store, &file, &schema, None, soft).await?;
             while let Some(b) = stream.try_next().await? {
-                let cols = indices(&b, &key_names.iter().map(String::as_str).collect::<Vec<_>>())?;
+                let cols = indices(
+                    &b,
+                    &key_names.iter().map(String::as_str).collect::<Vec<_>>(),
+                )?;
                 let ks = encode(conv, &b, &cols)?;
                 let mut survive = Vec::with_capacity(b.num_rows());
                 let mut take = Vec::new();
@@ -293,7 +300,11 @@ impl Table {
 
     /// Applies a step of a table without a key: per distinct row, inserts minus deletes
     /// copies are added or removed (see [`crate::mirror`]).
-    pub(super) async fn merge_multiset(&mut self, step: &StepRows<'_>, prefix: String) -> Result<()> {
+    pub(super) async fn merge_multiset(
+        &mut self,
+        step: &StepRows<'_>,
+        prefix: String,
+    ) -> Result<()> {
         let rows = &step.rows;
         let names: Vec<&str> = step.columns.iter().map(|c| c.0.as_str()).collect();
         let cols = indices(rows, &names)?;
@@ -388,7 +399,12 @@ impl Table {
 
     /// Rewrites every live file into the table's (new) schema: after a column type
     /// widened, or the soft-delete column was added (false for every existing row).
-    pub(super) async fn rewrite_all(&mut self, flag: Option<&str>, key: Option<&str>, prefix: String) -> Result<()> {
+    pub(super) async fn rewrite_all(
+        &mut self,
+        flag: Option<&str>,
+        key: Option<&str>,
+        prefix: String,
+    ) -> Result<()> {
         let schema = Arc::clone(&self.schema);
         let mut sink = Sink::new(Arc::clone(&self.store), Arc::clone(&schema), key, prefix);
         for file in self.files.clone() {
