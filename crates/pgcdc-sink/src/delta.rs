@@ -555,26 +555,10 @@ impl DeltaDestination {
                 }
                 Some(i) if fields[i].data_type() == f.data_type() => {}
                 Some(i) => {
-                    let old = arrow_type(&fields[i])?;
-                    let new = arrow_type(&f)?;
-                    if convert::holds(&old, &new) {
-                        continue;
+                    if widen(&mut fields[i], f, &t.url, name)? {
+                        changed = true;
+                        rewrite = true;
                     }
-                    if !convert::holds(&new, &old) {
-                        return Err(Error::new(
-                            ErrorKind::InvalidConfig,
-                            format!(
-                                "column {} of Delta table {} changed type from {} to {}, which the Delta mirror cannot convert in place; rewrite the table with the new type yourself (e.g. with Spark or delta-rs), or delete the table's directory and run `pgcdc snapshot {name}`",
-                                quote_ident(&c.name),
-                                t.url,
-                                fields[i].data_type(),
-                                f.data_type()
-                            ),
-                        ));
-                    }
-                    fields[i] = f;
-                    changed = true;
-                    rewrite = true;
                 }
             }
         }
@@ -764,6 +748,33 @@ impl DeltaDestination {
         self.tables.clear();
         self.book.reset();
     }
+}
+
+/// A column whose type changed from `old`'s to `new`'s: widens `old` in place (true), keeps
+/// it when it already holds the new values (false), else an error saying what to do.
+fn widen(
+    old: &mut deltalake::kernel::StructField,
+    new: deltalake::kernel::StructField,
+    url: &url::Url,
+    table: &str,
+) -> Result<bool> {
+    let (wide, narrow) = (arrow_type(old)?, arrow_type(&new)?);
+    if convert::holds(&wide, &narrow) {
+        return Ok(false);
+    }
+    if !convert::holds(&narrow, &wide) {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "column {} of Delta table {url} changed type from {} to {}, which the Delta mirror cannot convert in place; rewrite the table with the new type yourself (e.g. with Spark or delta-rs), or delete the table's directory and run `pgcdc snapshot {table}`",
+                quote_ident(new.name()),
+                old.data_type(),
+                new.data_type()
+            ),
+        ));
+    }
+    *old = new;
+    Ok(true)
 }
 
 fn kernel_of(schema: &Schema) -> Result<StructType> {

@@ -828,6 +828,34 @@ mod tests {
     }
 
     #[test]
+    fn delta_mirror_urls_take_object_storage_credentials() {
+        let c = load_str(
+            "[destination]\nmode = 'mirror'\nurl = 'delta:s3://demo/lake'\n[destination.credentials]\naws_access_key_id = 'k'\naws_secret_access_key = 'delta-secret'\n",
+            &[],
+        )
+        .unwrap();
+        let DestinationConfig::Delta { url, options, .. } = &c.destination else {
+            panic!("not a Delta destination: {:?}", c.destination);
+        };
+        assert_eq!(url, "s3://demo/lake");
+        assert!(options.secret_values().contains(&"delta-secret".to_string()));
+        assert!(c.secrets().contains(&"delta-secret".to_string()));
+        assert!(!c.destination.location().contains("delta-secret"));
+        let err = load_str("[destination]\nmode = 'mirror'\nurl = 'delta:'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no folder"), "{err}");
+        // Database mirrors still refuse object-storage credentials.
+        let err = load_str(
+            "[destination]\nmode = 'mirror'\nurl = 'm.duckdb'\n[destination.credentials]\naws_access_key_id = 'k'\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("destination.credentials"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = load_str("[source]\nslott = 'x'\n", &[])
             .unwrap_err()

@@ -121,25 +121,7 @@ impl Table {
         let kept_cols = indices(rows, &kept_names)?;
         let conv = converter(rows, &key_cols)?;
         let keys = encode(&conv, rows, &key_cols)?;
-        let mut map: HashMap<Vec<u8>, KeyState> = HashMap::new();
-        for i in 0..rows.num_rows() {
-            let st = map
-                .entry(keys.row(i).as_ref().to_vec())
-                .or_insert_with(|| KeyState {
-                    last: i,
-                    providers: vec![None; kept_cols.len()],
-                    live: false,
-                });
-            st.last = i;
-            if step.op(i) != "delete" {
-                st.live = true;
-                for (j, name) in kept_names.iter().enumerate() {
-                    if !step.unchanged(i, name) {
-                        st.providers[j] = Some(i);
-                    }
-                }
-            }
-        }
+        let map = group(step, &keys, &kept_names);
         let need_existing = !kept_cols.is_empty() || soft.is_some() || moved;
         let mut sink = Sink::new(
             Arc::clone(&self.store),
@@ -190,20 +172,7 @@ impl Table {
             }
             flags.push(deleted);
         }
-        let mut out: Vec<ArrayRef> = Vec::with_capacity(picks.len());
-        for (c, column) in picks.iter().enumerate() {
-            if Some(c) == flag_col {
-                out.push(Arc::new(BooleanArray::from(flags.clone())));
-                continue;
-            }
-            let null = new_null_array(schema.field(c).data_type(), 1);
-            let mut sources: Vec<&dyn Array> = vec![rows.column(c).as_ref()];
-            sources.extend(existing.iter().map(|b| b.column(c).as_ref()));
-            sources.push(null.as_ref());
-            out.push(arrow_select::interleave::interleave(&sources, column)?);
-        }
-        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(flags.len()));
-        let batch = RecordBatch::try_new_with_options(Arc::clone(&schema), out, &options)?;
+        let batch = assemble(rows, &existing, &picks, flags, flag_col)?;
         sink.write(&batch).await?;
         sink.close().await?;
         self.add_files(sink.done);
@@ -418,6 +387,61 @@ impl Table {
         self.add_files(sink.done);
         Ok(())
     }
+}
+
+/// Per key of a keyed step (`keys`: its rows' encoded keys): the last row, whether a row
+/// is not a delete, and per kept column the last row that sent a value.
+fn group(step: &StepRows<'_>, keys: &Rows, kept_names: &[&str]) -> HashMap<Vec<u8>, KeyState> {
+    let mut map: HashMap<Vec<u8>, KeyState> = HashMap::new();
+    for i in 0..step.rows.num_rows() {
+        let st = map
+            .entry(keys.row(i).as_ref().to_vec())
+            .or_insert_with(|| KeyState {
+                last: i,
+                providers: vec![None; kept_names.len()],
+                live: false,
+            });
+        st.last = i;
+        if step.op(i) != "delete" {
+            st.live = true;
+            for (j, name) in kept_names.iter().enumerate() {
+                if !step.unchanged(i, name) {
+                    st.providers[j] = Some(i);
+                }
+            }
+        }
+    }
+    map
+}
+
+/// The output rows: per column, the values `picks` names (from the step's rows, the
+/// existing rows, or NULL); the soft-delete column from `flags`.
+fn assemble(
+    rows: &RecordBatch,
+    existing: &[RecordBatch],
+    picks: &[Vec<Pick>],
+    flags: Vec<bool>,
+    flag_col: Option<usize>,
+) -> Result<RecordBatch> {
+    let schema = rows.schema();
+    let n = flags.len();
+    let mut flags = Some(flags);
+    let mut out: Vec<ArrayRef> = Vec::with_capacity(picks.len());
+    for (c, column) in picks.iter().enumerate() {
+        if Some(c) == flag_col {
+            out.push(Arc::new(BooleanArray::from(
+                flags.take().unwrap_or_default(),
+            )));
+            continue;
+        }
+        let null = new_null_array(schema.field(c).data_type(), 1);
+        let mut sources: Vec<&dyn Array> = vec![rows.column(c).as_ref()];
+        sources.extend(existing.iter().map(|b| b.column(c).as_ref()));
+        sources.push(null.as_ref());
+        out.push(arrow_select::interleave::interleave(&sources, column)?);
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(n));
+    Ok(RecordBatch::try_new_with_options(schema, out, &options)?)
 }
 
 /// The step's values of the first key column, sorted, when that column has statistics.
