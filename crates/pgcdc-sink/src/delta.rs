@@ -112,6 +112,8 @@ pub struct DeltaDestination {
     recovered: bool,
     /// Tables touched since the destination was opened (their open-transaction state).
     tables: BTreeMap<String, Table>,
+    /// `_pgcdc_state` as of this process's last commit (saves reading its log each time).
+    state_table: Option<Table>,
     files: u64,
 }
 
@@ -148,6 +150,17 @@ impl Table {
             }
             self.dirty = true;
         }
+    }
+
+    /// The open transaction is now the committed state `snapshot`.
+    fn committed(&mut self, snapshot: DeltaTableState) {
+        for f in &mut self.files {
+            f.new = false;
+        }
+        self.removed.clear();
+        self.schema_changed = false;
+        self.dirty = false;
+        self.snapshot = Some(snapshot);
     }
 
     fn add_files(&mut self, files: Vec<DataFile>) {
@@ -318,6 +331,7 @@ impl DeltaDestination {
             seq: 0,
             recovered: false,
             tables: BTreeMap::new(),
+            state_table: None,
             files: 0,
         })
     }
@@ -436,7 +450,11 @@ impl DeltaDestination {
 
     /// The commit point: the state row with `state` and `intent`, in one Delta commit.
     async fn write_state(&mut self, state: &MirrorState, intent: &Intent) -> Result<()> {
-        let mut t = self.load(STATE_TABLE, None).await?;
+        // The state table as of the last commit of this process, else as stored.
+        let mut t = match self.state_table.take() {
+            Some(t) => t,
+            None => self.load(STATE_TABLE, None).await?,
+        };
         let schema = state_schema();
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
@@ -462,7 +480,10 @@ impl DeltaDestination {
         }
         t.add_files(sink.done);
         let commit = t.actions()?;
-        commit_table(&t, t.snapshot.as_ref(), &commit, intent.txns(), STATE_TABLE).await?;
+        let snapshot =
+            commit_table(&t, t.snapshot.as_ref(), &commit, intent.txns(), STATE_TABLE).await?;
+        t.committed(snapshot);
+        self.state_table = Some(t);
         Ok(())
     }
 
@@ -722,13 +743,7 @@ impl DeltaDestination {
             };
             match commit_table(t, t.snapshot.as_ref(), commit, intent.txns(), &name).await {
                 Ok(s) => {
-                    for f in &mut t.files {
-                        f.new = false;
-                    }
-                    t.removed.clear();
-                    t.schema_changed = false;
-                    t.dirty = false;
-                    t.snapshot = Some(s);
+                    t.committed(s);
                     for p in std::mem::take(&mut t.discarded) {
                         let _ = t.store.delete(&Path::from(p.as_str())).await;
                     }
@@ -864,6 +879,7 @@ impl Destination for DeltaDestination {
     async fn open(&mut self) -> Result<Option<Committed>> {
         self.rollback().await?;
         self.recovered = false;
+        self.state_table = None;
         self.recover().await?;
         self.read_committed().await
     }

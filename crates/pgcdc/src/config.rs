@@ -838,7 +838,9 @@ mod tests {
             panic!("not a Delta destination: {:?}", c.destination);
         };
         assert_eq!(url, "s3://demo/lake");
-        assert!(options.secret_values().contains(&"delta-secret".to_string()));
+        assert!(options
+            .secret_values()
+            .contains(&"delta-secret".to_string()));
         assert!(c.secrets().contains(&"delta-secret".to_string()));
         assert!(!c.destination.location().contains("delta-secret"));
         let err = load_str("[destination]\nmode = 'mirror'\nurl = 'delta:'\n", &[])
