@@ -15,10 +15,13 @@
 //! Destinations: [`files`] (changelog files, Parquet or JSONL, on a local disk or object
 //! storage opened by [`store`]), and mirrors whose tables equal the source's, following
 //! [`mirror`]'s rules: [`postgres`] (another PostgreSQL database) and `duckdb` (an
-//! embedded DuckDB file; cargo feature `duckdb`).
+//! embedded DuckDB file; cargo feature `duckdb`) and `delta` (Delta Lake tables on a local
+//! disk or S3; cargo feature `delta`).
 #![deny(missing_docs)]
 
 mod aws_profile;
+#[cfg(feature = "delta")]
+pub mod delta;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 mod error;

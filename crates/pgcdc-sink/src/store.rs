@@ -134,6 +134,92 @@ pub(crate) fn open(url: &str, options: &StoreOptions) -> Result<OpenedStore> {
     })
 }
 
+/// A store opened at its root (the bucket, or the local file system), with the URL of the
+/// destination's base directory in it: what a Delta log store takes (it resolves the
+/// tables' paths from their URLs against the root).
+#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+pub(crate) struct RootStore {
+    pub store: Arc<dyn ObjectStore>,
+    /// The base directory, ending in `/` (`file:///abs/dir/` or `s3://bucket/prefix/`).
+    pub url: url::Url,
+}
+
+/// Opens the store of `url` (a local path, `file://` or `s3://`) at its root. A local
+/// base directory is created if its parent exists (a missing parent is an error: most
+/// likely a typo).
+#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+pub(crate) fn open_root(url: &str, options: &StoreOptions) -> Result<RootStore> {
+    let parsed = match url.split_once("://") {
+        None => None,
+        Some(_) => Some(url::Url::parse(url).map_err(|e| bad_url(url, e.to_string()))?),
+    };
+    let local = match &parsed {
+        None => Some(PathBuf::from(url)),
+        Some(u) if u.scheme() == "file" => Some(
+            u.to_file_path()
+                .map_err(|_| bad_url(url, "a file:// URL needs an absolute path".into()))?,
+        ),
+        Some(_) => None,
+    };
+    if let Some(path) = local {
+        if !options.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "destination.credentials is set ({options:?}) but the destination is a local path; remove it or use an s3:// URL"
+                ),
+            ));
+        }
+        let abs = std::path::absolute(&path)?;
+        if let Some(parent) = abs.parent().filter(|p| !p.is_dir()) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "destination.url: the directory {} does not exist",
+                    parent.display()
+                ),
+            ));
+        }
+        std::fs::create_dir_all(&abs)?;
+        let abs = std::fs::canonicalize(&abs)?;
+        let url = url::Url::from_directory_path(&abs)
+            .map_err(|_| bad_url(&abs.display().to_string(), "not an absolute path".into()))?;
+        return Ok(RootStore {
+            store: Arc::new(LocalFileSystem::new()),
+            url,
+        });
+    }
+    let mut parsed = parsed.ok_or_else(|| bad_url(url, "no scheme".into()))?;
+    let scheme = parsed.scheme().to_ascii_lowercase();
+    if scheme != "s3" && scheme != "s3a" {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "destination URL scheme '{scheme}://' is not supported for Delta tables; use a local path or s3://"
+            ),
+        ));
+    }
+    let bucket = parsed.host_str().unwrap_or_default().to_string();
+    if bucket.is_empty() {
+        return Err(bad_url(url, "it names no bucket".into()));
+    }
+    if parsed.password().is_some() || !parsed.username().is_empty() {
+        return Err(bad_url(
+            url,
+            "credentials do not go in the URL; use destination.credentials".into(),
+        ));
+    }
+    let store = s3(&bucket, options)?.build().map_err(build_error)?;
+    if !parsed.path().ends_with('/') {
+        let p = format!("{}/", parsed.path());
+        parsed.set_path(&p);
+    }
+    Ok(RootStore {
+        store: Arc::new(store),
+        url: parsed,
+    })
+}
+
 fn open_local(path: PathBuf, options: &StoreOptions) -> Result<OpenedStore> {
     if !options.is_empty() {
         return Err(Error::new(

@@ -83,6 +83,25 @@ fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
                 soft_delete: soft_delete.clone(),
             })?,
         ),
+        #[cfg(feature = "delta")]
+        DestinationConfig::Delta {
+            url,
+            options,
+            dataset,
+            soft_delete,
+        } => Box::new(pgcdc_sink::delta::DeltaDestination::new(
+            pgcdc_sink::delta::DeltaConfig {
+                url: url.clone(),
+                options: options.clone(),
+                dataset: dataset.clone(),
+                meta: cfg.meta.clone(),
+                soft_delete: soft_delete.clone(),
+            },
+        )?),
+        #[cfg(not(feature = "delta"))]
+        DestinationConfig::Delta { .. } => bail!(
+            "destination.url delta:… needs Delta Lake support, and this pgcdc was built without it: build with `cargo build --features delta` (see the README)"
+        ),
         #[cfg(not(feature = "duckdb"))]
         DestinationConfig::DuckDb { .. } => bail!(
             "destination.mode = \"mirror\" needs DuckDB, and this pgcdc was built without it: build with `cargo build --features duckdb` (see the README)"

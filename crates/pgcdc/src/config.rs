@@ -108,7 +108,8 @@ struct RawDestination {
     /// `changelog` (files with every change) or `mirror` (tables equal to the source).
     mode: Mode,
     /// Changelog: a folder or object-storage URL (default `./lake`). Mirror: a DuckDB
-    /// file (`*.duckdb`, or `duckdb:<path>`; default `./pgcdc.duckdb`).
+    /// file (`*.duckdb`, or `duckdb:<path>`; default `./pgcdc.duckdb`), a PostgreSQL URL,
+    /// or Delta tables (`delta:<folder>` or `delta:s3://bucket/prefix`).
     url: Option<String>,
     /// Object-storage credentials and settings (see `pgcdc_sink::store`).
     credentials: BTreeMap<String, Value>,
@@ -311,6 +312,18 @@ pub enum DestinationConfig {
         #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
         soft_delete: Option<String>,
     },
+    /// Mirrored tables as Delta Lake tables on a local disk or object storage.
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    Delta {
+        /// A local folder, `file://` or `s3://` URL (without the `delta:` prefix).
+        url: String,
+        /// Object-storage credentials and settings.
+        options: StoreOptions,
+        /// The folder under `url` holding the tables.
+        dataset: String,
+        /// The soft-delete flag column, if deletes keep rows.
+        soft_delete: Option<String>,
+    },
 }
 
 impl DestinationConfig {
@@ -324,6 +337,10 @@ impl DestinationConfig {
             DestinationConfig::DuckDb { path, dataset, .. } => {
                 format!("{} (schema {dataset})", path.display())
             }
+            DestinationConfig::Delta { url, dataset, .. } => format!(
+                "Delta tables at {} (dataset {dataset})",
+                pgcdc_sink::store::redact_url(url)
+            ),
         }
     }
 }
@@ -332,8 +349,23 @@ fn mirror_destination(
     url: Option<String>,
     dataset: String,
     soft_delete: Option<String>,
+    credentials: BTreeMap<String, Value>,
 ) -> Result<DestinationConfig> {
     let url = url.unwrap_or_else(|| "./pgcdc.duckdb".into());
+    if let Some(location) = url.strip_prefix("delta:") {
+        if location.is_empty() {
+            bail!("destination.url 'delta:' names no folder; use delta:<folder> or delta:s3://bucket/prefix");
+        }
+        return Ok(DestinationConfig::Delta {
+            url: location.to_string(),
+            options: store_options(credentials)?,
+            dataset,
+            soft_delete,
+        });
+    }
+    if !credentials.is_empty() {
+        bail!("destination.credentials are for object storage (changelog files, Delta tables); a database mirror's credentials go in destination.url");
+    }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         // Only the URL: PG* variables are the source's.
         let (pg, tls) = connection_config("destination.url", Some(&url), &[])?;
@@ -353,7 +385,7 @@ fn mirror_destination(
         url.clone()
     } else {
         bail!(
-            "destination.url '{}' is not a mirror destination: mirror mode writes into PostgreSQL (postgresql://…) or a DuckDB file (a path ending in .duckdb, or duckdb:<path>)",
+            "destination.url '{}' is not a mirror destination: mirror mode writes into PostgreSQL (postgresql://…), a DuckDB file (a path ending in .duckdb, or duckdb:<path>) or Delta tables (delta:<folder>, delta:s3://bucket/prefix)",
             pgcdc_sink::store::redact_url(&url)
         );
     };
@@ -431,6 +463,7 @@ impl Config {
                     .map(|p| String::from_utf8_lossy(p).into_owned()),
             ),
             DestinationConfig::DuckDb { .. } => {}
+            DestinationConfig::Delta { options, .. } => out.extend(options.secret_values()),
         }
         out
     }
@@ -627,10 +660,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             DestinationConfig::Files(files)
         }
         Mode::Mirror => {
-            if !d.credentials.is_empty() {
-                bail!("destination.credentials are for object storage; a mirror's credentials go in destination.url");
-            }
-            let m = mirror_destination(d.url, d.dataset, d.soft_delete_column)?;
+            let m = mirror_destination(d.url, d.dataset, d.soft_delete_column, d.credentials)?;
             if let DestinationConfig::Postgres {
                 pg: target,
                 dataset,
@@ -950,6 +980,36 @@ mod tests {
             .try_into()
             .map_err(|e: toml::de::Error| anyhow!("{}", e.message()))?;
         validate(raw, &env, "test".into())
+    }
+
+    #[test]
+    fn delta_mirror_urls_take_object_storage_credentials() {
+        let c = load_str(
+            "[destination]\nmode = 'mirror'\nurl = 'delta:s3://demo/lake'\n[destination.credentials]\naws_access_key_id = 'k'\naws_secret_access_key = 'delta-secret'\n",
+            &[],
+        )
+        .unwrap();
+        let DestinationConfig::Delta { url, options, .. } = &c.destination else {
+            panic!("not a Delta destination: {:?}", c.destination);
+        };
+        assert_eq!(url, "s3://demo/lake");
+        assert!(options
+            .secret_values()
+            .contains(&"delta-secret".to_string()));
+        assert!(c.secrets().contains(&"delta-secret".to_string()));
+        assert!(!c.destination.location().contains("delta-secret"));
+        let err = load_str("[destination]\nmode = 'mirror'\nurl = 'delta:'\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no folder"), "{err}");
+        // Database mirrors still refuse object-storage credentials.
+        let err = load_str(
+            "[destination]\nmode = 'mirror'\nurl = 'm.duckdb'\n[destination.credentials]\naws_access_key_id = 'k'\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("destination.credentials"), "{err}");
     }
 
     #[test]

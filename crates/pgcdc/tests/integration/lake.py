@@ -6,6 +6,10 @@
     lake.py mirror FILE --table ds.t --columns a,b   a DuckDB mirror table's rows, one JSON
                                                 array a row (read with DuckDB's own Python
                                                 package, rendered like the files)
+    lake.py delta DIR --columns a,b             a Delta table's rows, one JSON array a row
+                                                (read with the `deltalake` package; DIR may be
+                                                s3://bucket/path, see below; a missing table
+                                                has no rows)
 
 DIR is one table's directory of `<load>.<n>.parquet` and/or `.jsonl` files, on local disk
 or `s3://bucket/path` on an S3-compatible server, read with pyarrow's own S3 client
@@ -360,7 +364,7 @@ def replay(rows, key, columns):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["rows", "replay", "mirror"])
+    p.add_argument("command", choices=["rows", "replay", "mirror", "delta"])
     p.add_argument("dir")
     p.add_argument("--columns", help="comma-separated; rows: which source columns (metadata always)")
     p.add_argument("--key", help="comma-separated key columns (replay)")
@@ -377,6 +381,28 @@ def main():
         for i in range(t.num_rows):
             print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
         return
+    if a.command == "delta":
+        from deltalake import DeltaTable  # only this command needs it
+        options = None
+        if a.dir.startswith("s3://"):
+            options = {
+                "AWS_ENDPOINT_URL": os.environ.get("LAKE_S3_ENDPOINT", ""),
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+                "AWS_ALLOW_HTTP": "true",
+            }
+        elif not os.path.isdir(os.path.join(a.dir, "_delta_log")):
+            return
+        cols = a.columns.split(",") if a.columns else []
+        t = DeltaTable(a.dir, storage_options=options).to_pyarrow_table(columns=cols or None)
+        rendered = [render(t.column(c)) for c in cols]
+        for i in range(t.num_rows):
+            print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
+        # deltalake's runtime threads can abort the interpreter's teardown ("terminate
+        # called without an active exception"): leave without it.
+        sys.stdout.flush()
+        os._exit(0)
     names, rows = load(a.dir)
     if a.command == "rows":
         cols = a.columns.split(",") if a.columns else None

@@ -1,8 +1,9 @@
-//! Mirror mode, one suite for every mirror destination (DuckDB, PostgreSQL) against a real
+//! Mirror mode, one suite for every mirror destination (DuckDB, PostgreSQL, Delta) against a real
 //! PostgreSQL source: after snapshots, mixed workloads, schema changes and crashes, every
 //! mirrored table equals the source table row for row. The mirror is read back
 //! independently of pgcdc: DuckDB files by DuckDB's own Python package (lake.py
-//! `mirror`), PostgreSQL tables by psql with each type's output function.
+//! `mirror`), Delta tables by the `deltalake` Python package (lake.py `delta`), PostgreSQL
+//! tables by psql with each type's output function.
 
 use std::time::Duration;
 
@@ -16,6 +17,12 @@ enum Target {
     DuckDb,
     /// A schema of its own in a database of its own on the test cluster.
     Postgres(TestEnv),
+    /// Delta tables in the test's directory.
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    Delta,
+    /// Delta tables on the shared S3 server, under this prefix of bucket `demo`.
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    DeltaS3(String),
 }
 
 impl Target {
@@ -43,13 +50,23 @@ impl Target {
         match self {
             Target::DuckDb => env.dir().join("mirror.duckdb").display().to_string(),
             Target::Postgres(t) => t.url(),
+            Target::Delta => format!("delta:{}", env.dir().join("lake").display()),
+            Target::DeltaS3(prefix) => format!("delta:s3://demo/{prefix}"),
         }
     }
 
     fn dataset(&self) -> String {
         match self {
-            Target::DuckDb => "ds".into(),
+            Target::DuckDb | Target::Delta | Target::DeltaS3(_) => "ds".into(),
             Target::Postgres(t) => t.schema.clone(),
+        }
+    }
+
+    /// What the error of an incompatible type change tells the user to do by hand.
+    fn manual_step(&self) -> &'static str {
+        match self {
+            Target::Delta | Target::DeltaS3(_) => "delete the table's directory",
+            _ => "ALTER TABLE",
         }
     }
 
@@ -57,6 +74,7 @@ impl Target {
     fn count(&self, env: &TestEnv, table: &str) -> usize {
         match self {
             Target::DuckDb => self.rows(env, table, &["1"]).len(),
+            Target::Delta | Target::DeltaS3(_) => self.rows(env, table, &[]).len(),
             Target::Postgres(t) => t
                 .try_sql(&format!(
                     "SELECT count(*) FROM {}",
@@ -76,6 +94,16 @@ impl Target {
                 crate::support::mirror_rows(&env.dir().join("mirror.duckdb"), table, columns)
             }
             Target::Postgres(t) => source_rows(t, table, columns),
+            Target::Delta => crate::support::delta_rows(
+                &env.dir().join("lake/ds").join(table).display().to_string(),
+                columns,
+                &[],
+            ),
+            Target::DeltaS3(prefix) => crate::support::delta_rows(
+                &format!("s3://demo/{prefix}/ds/{table}"),
+                columns,
+                &crate::support::s3::shared().reader_env(),
+            ),
         }
     }
 }
@@ -371,7 +399,7 @@ fn incompatible_type_change(env: &TestEnv, target: &Target) {
         "{err}"
     );
     assert!(
-        err.contains("ALTER TABLE") && err.contains("pgcdc snapshot kv"),
+        err.contains(target.manual_step()) && err.contains("pgcdc snapshot kv"),
         "{err}"
     );
     // Nothing of the failed batch landed.
@@ -422,6 +450,24 @@ fn bad_mirror_destinations_are_named_before_anything_is_created() {
                 toml_str(&env.dir().join("no/such/dir/m.duckdb").display().to_string())
             ),
             &["does not exist"],
+        ),
+        #[cfg(feature = "delta")]
+        (
+            format!(
+                "mode = \"mirror\"\nurl = {}",
+                toml_str(&format!("delta:{}", env.dir().join("no/such/lake").display()))
+            ),
+            &["does not exist"],
+        ),
+        #[cfg(feature = "delta")]
+        (
+            "mode = \"mirror\"\nurl = \"delta:ftp://host/x\"".into(),
+            &["ftp://", "not supported"],
+        ),
+        #[cfg(feature = "delta")]
+        (
+            "mode = \"mirror\"\nurl = \"delta:s3://demo/x\"\n[destination.credentials]\naws_secret_access_key = \"s3cret-pw\"\naws_acess_key_id = \"k\"".into(),
+            &["aws_acess_key_id", "not a setting"],
         ),
     ];
     for (destination, expected) in cases {
@@ -549,6 +595,36 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
     assert_mirrored(&env, &target, "kv", &["k", "v"]);
 }
 
+/// Delta tables on S3 (a real S3-protocol server, read back over HTTP by the `deltalake`
+/// package): the snapshot and a mixed workload land equal to the source.
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload() {
+    use crate::support::s3;
+    let server = s3::shared();
+    let env = TestEnv::new("delta_s3");
+    let target = Target::DeltaS3(env.schema.clone());
+    create_tables(&env);
+    let extra = format!(
+        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
+        s3::ACCESS_KEY,
+        s3::SECRET_KEY,
+        server.endpoint()
+    );
+    configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
+    pgcdc_ok(&env, &["init"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+    workload(&env, 0);
+    pgcdc_ok(&env, &["run"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+    let status = pgcdc_ok(&env, &["status"]);
+    assert!(status.contains("checkpoint"), "{status}");
+}
+
 /// A large transaction (streamed by the server while in progress) between small ones
 /// (buffered by pgcdc) in one batch: the mirror applies them in commit order.
 fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
@@ -574,8 +650,8 @@ fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
     assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
 }
 
-/// Every scenario above, once per mirror destination: `mirror::in_duckdb::<scenario>`
-/// and `mirror::in_postgres::<scenario>`.
+/// Every scenario above, once per mirror destination: `mirror::in_duckdb::<scenario>`,
+/// `mirror::in_postgres::<scenario>` and `mirror::in_delta::<scenario>`.
 macro_rules! for_each_mirror {
     ($($scenario:ident),* $(,)?) => {
         #[cfg(feature = "duckdb")]
@@ -586,6 +662,17 @@ macro_rules! for_each_mirror {
                 fn $scenario() {
                     let env = TestEnv::new(concat!("duckdb_", stringify!($scenario)));
                     super::$scenario(&env, &super::Target::duckdb());
+                }
+            )*
+        }
+        #[cfg(feature = "delta")]
+        mod in_delta {
+            use crate::support::TestEnv;
+            $(
+                #[test]
+                fn $scenario() {
+                    let env = TestEnv::new(concat!("delta_", stringify!($scenario)));
+                    super::$scenario(&env, &super::Target::Delta);
                 }
             )*
         }

@@ -632,6 +632,29 @@ pub fn mirror_rows(db: &Path, table: &str, columns: &[&str]) -> Vec<Vec<Option<S
     rows
 }
 
+/// The rows of the Delta table at `dir` (a path or `s3://…` URL; no rows while it does not
+/// exist), read with the Python `deltalake` package and rendered as PostgreSQL text (lake.py
+/// `delta`), sorted; `env`: the reader's environment for S3.
+pub fn delta_rows(
+    dir: &str,
+    columns: &[&str],
+    env: &[(String, String)],
+) -> Vec<Vec<Option<String>>> {
+    let args = vec![
+        "delta".to_string(),
+        dir.to_string(),
+        "--columns".into(),
+        columns.join(","),
+    ];
+    let mut rows: Vec<Vec<Option<String>>> = run_lake_with(&args, env)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("lake.py delta row {l}: {e}")))
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// [`lake_rows`] of a table directory given as a URL (e.g. `s3://bucket/ds/t`), with the
 /// reader's environment (see [`s3::S3Server::reader_env`]).
 pub fn lake_rows_at(
