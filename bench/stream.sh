@@ -12,9 +12,11 @@
 #   50k inserts, 30k updates leaving it unchanged, 10k updates changing it, 10k deletes.
 # CHANGES=N scales the mixed workload (e.g. CHANGES=1000000 bench/stream.sh 1).
 #
-# Prints changes/s for both, their ratio, CPU seconds and pgcdc's peak RSS; then the same
-# changes into a DuckDB mirror and a PostgreSQL mirror (another database on the same
-# server), each on its own slot over the same WAL.
+# Prints changes/s, the ratio to pg_recvlogical, client and server CPU seconds and peak
+# RSS for: pg_recvlogical; pgcdc run reading SQL pages (source.reader = "sql") and reading
+# the stream ("stream"); the same changes into a DuckDB, a PostgreSQL (another database on
+# the same server) and a Delta Lake mirror; and the SQL interface alone to /dev/null —
+# each on its own slot over the same WAL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,7 +33,9 @@ THROWAWAY_PG_CLEANUP="rm -rf '$work'"
 throwaway_pg "$work/pg" "max_wal_size = 4GB
 shared_buffers = 512MB"
 
-cargo build --release --quiet -p pgcdc --features duckdb
+# DELTA=0 leaves the Delta mirror out (its deltalake build takes ~10 minutes once).
+delta=${DELTA:-1}
+cargo build --release --quiet -p pgcdc --features "duckdb$([ "$delta" = 1 ] && echo ,delta)"
 pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
 
 psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)" \
@@ -55,6 +59,11 @@ psql_ -c "CREATE DATABASE mirror" >/dev/null
 sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"${url%/*}/mirror\"|" \
   "$work/pgcdc.toml" > "$work/pgmirror.toml"
 "$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
+if [ "$delta" = 1 ]; then
+  sed -e 's/^slot = "bench"/slot = "bench_delta"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"delta:$work/delta\"|" \
+    "$work/pgcdc.toml" > "$work/delta.toml"
+  "$pgcdc" -c "$work/delta.toml" init --no-snapshot >/dev/null
+fi
 # The same changelog run reading the replication stream instead of SQL pages.
 sed -e 's/^slot = "bench"/slot = "bench_stream"\nreader = "stream"/' -e "s|^url = \"$work/lake\"|url = \"$work/lake_stream\"|" \
   "$work/pgcdc.toml" > "$work/stream.toml"
@@ -63,7 +72,7 @@ psql_ -c "SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')" >
 psql_ -c "SELECT pg_create_logical_replication_slot('bench_peek', 'pgoutput')" >/dev/null
 
 python3 - "$workload" "$txs" "${CHANGES:-800000}" > "$work/workload.sql" 2> "$work/changes" <<'PY'
-import sys
+import os, sys
 workload, txs, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 changes = 0
 if workload == "mixed":
@@ -137,6 +146,7 @@ timed recv "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$en
 timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"
 timed stream "$pgcdc" -c "$work/stream.toml" run > "$work/stream.out" 2>"$work/stream.err"
 timed mirror "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
+[ "$delta" = 1 ] && timed delta "$pgcdc" -c "$work/delta.toml" run > "$work/delta.out" 2>"$work/delta.err"
 timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
 read -r g_wall g_user g_sys g_rss < "$work/pgmirror.time"
 # The SQL interface over the same WAL, to /dev/null: peek (nothing consumed) decodes the
@@ -153,13 +163,14 @@ read -r m_wall m_user m_sys m_rss < "$work/mirror.time"
 read -r s_wall s_user s_sys s_rss < "$work/stream.time"
 cat "$work/run.out"
 cat "$work/mirror.out" "$work/pgmirror.out"
+[ "$delta" = 1 ] && cat "$work/delta.out"
 for t in orders events docs; do
   s_n=$(psql_ -At -c "SELECT count(*) FROM $t")
   m_n=$(psql -X -At -d "${url%/*}/mirror" -c "SELECT count(*) FROM pgcdc.$t" 2>/dev/null || echo 0)
   echo "rows in $t: source $s_n, PostgreSQL mirror $m_n"
 done
 python3 - "$work" "$changes" <<'PY'
-import sys
+import os, sys
 work, changes = sys.argv[1], int(sys.argv[2])
 def read(name):
     wall, user, sys_, rss = open(f"{work}/{name}.time").read().split()
@@ -171,9 +182,11 @@ rows = [
     ("pgcdc run, reader = sql (pages)", "pgcdc", ""),
     ("pgcdc run, DuckDB mirror", "mirror", ""),
     ("pgcdc run, PostgreSQL mirror", "pgmirror", " (+ mirror's server)"),
+    ("pgcdc run, Delta Lake mirror (local disk)", "delta", ""),
     ("SQL interface (peek → COPY → /dev/null)", "peek", " (psql)"),
     ("SQL interface, work_mem = 1GB", "peekmem", " (psql)"),
 ]
+rows = [r for r in rows if os.path.exists(f"{work}/{r[1]}.time")]
 base = read("recv")[0]
 print("| tool | wall s | changes/s | ratio | client CPU s | CPU s / M changes | server CPU s | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|")
@@ -191,5 +204,6 @@ if ! "$chart_py" -c 'import matplotlib' 2>/dev/null; then
 fi
 chart=bench/results/stream-$workload-${txs}tx.png
 "$chart_py" bench/chart.py "$chart" "$workload: $changes changes in $txs transactions" \
-  "pg_recvlogical=$r_wall" "pgcdc run=$s_wall" "pgcdc, SQL pages=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" "$changes"
+  "pg_recvlogical=$r_wall" "pgcdc, stream=$s_wall" "pgcdc, SQL pages=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" \
+  $([ "$delta" = 1 ] && echo "Delta mirror=$(cut -d' ' -f1 "$work/delta.time")") "$changes"
 echo "chart: $chart"

@@ -210,10 +210,9 @@ fn stream_options(
 /// Whether this run reads pages through the SQL interface rather than the stream.
 fn reads_pages(cfg: &Config, follow: bool) -> Result<bool> {
     Ok(match cfg.source.reader {
-        Reader::Auto => !follow,
         Reader::Stream => false,
         Reader::Sql if follow => bail!(
-            "source.reader = \"sql\" reads mini-batches; `run --follow` needs the stream: set source.reader to \"auto\" or \"stream\""
+            "source.reader = \"sql\" reads mini-batches; `run --follow` needs the stream: set source.reader = \"stream\" (the default)"
         ),
         Reader::Sql => true,
     })

@@ -311,8 +311,8 @@ fn batches_end_at_transaction_boundaries() {
     );
 }
 
-/// Mini-batch runs read pages through the SQL interface (`source.reader = "auto"`);
-/// `reader = "stream"` reads the replication stream. Over the same changes, both land
+/// `source.reader = "sql"` makes mini-batch runs read pages through the SQL interface;
+/// the default reads the replication stream. Over the same changes, both land
 /// the very same changelog rows, and pages of about `batch.max_rows` changes (one
 /// transaction larger than a page included) resume where the last one stopped.
 #[test]
@@ -614,13 +614,25 @@ fn sigkill_and_crashes_during_run_lose_and_duplicate_nothing() {
         "pipeline.before_advance",
         "files.after_data_files",
     ] {
-        let out = env.pgcdc_with_env(&["run"], &[("PGCDC_FAILPOINT", point)]);
+        // The advance happens with SQL pages; the others with both readers.
+        let reader = if point == "pipeline.before_advance" || point == "files.after_manifest" {
+            "--set=source.reader=sql"
+        } else {
+            "--set=source.reader=stream"
+        };
+        let out = env.pgcdc_with_env(&[reader, "run"], &[("PGCDC_FAILPOINT", point)]);
         assert!(!out.status.success(), "failpoint {point} did not fire");
     }
     // SIGKILL at a few moments of a run.
-    for delay_ms in [50u64, 150, 300] {
+    for (delay_ms, reader) in [
+        (50u64, "stream"),
+        (150, "sql"),
+        (300, "stream"),
+        (200, "sql"),
+    ] {
         env.sql("UPDATE t SET v = v * 2 WHERE id % 11 = 0;");
-        let mut child = env.spawn_pgcdc(&["run"]);
+        let reader = format!("--set=source.reader={reader}");
+        let mut child = env.spawn_pgcdc(&[&reader, "run"]);
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
