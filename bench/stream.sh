@@ -203,7 +203,9 @@ if ! "$chart_py" -c 'import matplotlib' 2>/dev/null; then
   python3 -m venv "$HOME/.cache/pgcdc/bench-venv" && "$chart_py" -m pip install -q matplotlib
 fi
 chart=bench/results/stream-$workload-${txs}tx.png
+delta_bar=()
+[ "$delta" = 1 ] && delta_bar=("Delta mirror=$(cut -d' ' -f1 "$work/delta.time")")
 "$chart_py" bench/chart.py "$chart" "$workload: $changes changes in $txs transactions" \
   "pg_recvlogical=$r_wall" "pgcdc, stream=$s_wall" "pgcdc, SQL pages=$p_wall" "DuckDB mirror=$m_wall" "PostgreSQL mirror=$g_wall" \
-  $([ "$delta" = 1 ] && echo "Delta mirror=$(cut -d' ' -f1 "$work/delta.time")") "$changes"
+  "${delta_bar[@]}" "$changes"
 echo "chart: $chart"
