@@ -316,13 +316,7 @@ fn state_schema() -> SchemaRef {
 impl DeltaDestination {
     /// A destination for `config`; the store is opened at the first call.
     pub fn new(config: DeltaConfig) -> Result<Self> {
-        let meta = MirrorMeta::new(&config.meta)?;
-        if config.dataset.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "destination.dataset must not be empty",
-            ));
-        }
+        let meta = MirrorMeta::for_dataset(&config.meta, &config.dataset)?;
         Ok(DeltaDestination {
             config,
             meta,

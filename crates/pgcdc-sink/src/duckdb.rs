@@ -96,13 +96,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 impl DuckDbDestination {
     /// A destination for `config`; the file is opened at the first call.
     pub fn new(config: DuckDbConfig) -> Result<Self> {
-        let meta = MirrorMeta::new(&config.meta)?;
-        if config.dataset.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "destination.dataset must not be empty",
-            ));
-        }
+        let meta = MirrorMeta::for_dataset(&config.meta, &config.dataset)?;
         Ok(DuckDbDestination {
             config,
             meta,

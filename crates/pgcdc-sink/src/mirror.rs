@@ -83,6 +83,19 @@ impl MirrorMeta {
             toast_unchanged: meta.toast_unchanged.clone(),
         })
     }
+
+    /// [`MirrorMeta::new`] for a mirror whose tables live under `dataset` (a schema or a
+    /// folder), which must not be empty.
+    pub fn for_dataset(meta: &MetaColumns, dataset: &str) -> Result<Self> {
+        let mirror = Self::new(meta)?;
+        if dataset.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "destination.dataset must not be empty",
+            ));
+        }
+        Ok(mirror)
+    }
 }
 
 /// Whether mirror mode identifies `table`'s rows by a key (else: as a multiset of rows).
