@@ -17,6 +17,7 @@ use pgcdc_core::{
 use tokio_postgres::Client;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::values::BinaryForm;
 
 /// One column of a Relation message.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +67,22 @@ pub struct Projection {
     pub schema: TableSchema,
     /// For each relation column: its index in `schema.columns`, or None when excluded.
     pub map: Vec<Option<usize>>,
+    /// For each relation column: how its binary (send) values are read, or None when
+    /// they cannot be (or the column is excluded).
+    pub binary: Vec<Option<BinaryForm>>,
+}
+
+impl Projection {
+    /// The first included column whose binary values cannot be read, if any: a session
+    /// with `binary 'true'` cannot replicate this relation.
+    pub fn binary_unreadable(&self) -> Option<&str> {
+        self.map
+            .iter()
+            .zip(&self.binary)
+            .find(|(m, b)| m.is_some() && b.is_none())
+            .and_then(|(m, _)| m.and_then(|i| self.schema.columns.get(i)))
+            .map(|c| c.name.as_str())
+    }
 }
 
 /// Column hints: table name → column name → hint.
@@ -193,16 +210,20 @@ impl Catalog {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// The value kind of a column of type `t` (already resolved) with `typmod`.
-    async fn kind_of(
+    /// The value kind of a column of type `t` (already resolved) with `typmod`, and for
+    /// arrays the resolved element type.
+    async fn kind_and_element(
         &mut self,
         client: &Client,
         t: ResolvedType,
         typmod: i32,
         ndims: i32,
-    ) -> Result<ValueKind> {
+    ) -> Result<(ValueKind, Option<ResolvedType>)> {
         let Some(element) = t.element else {
-            return Ok(ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy));
+            return Ok((
+                ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy),
+                None,
+            ));
         };
         let e = self.resolve(client, element).await?;
         // An array's typmod is its element's (numeric(12,2)[] carries (12,2)).
@@ -216,7 +237,10 @@ impl Catalog {
         } else {
             ValueKind::for_type(e.base, typmod, e.is_enum, &self.policy)
         };
-        Ok(ValueKind::array_of(element_kind, ndims, &self.policy))
+        Ok((
+            ValueKind::array_of(element_kind, ndims, &self.policy),
+            Some(e),
+        ))
     }
 
     /// Builds the schema of a relation.
@@ -292,10 +316,12 @@ impl Catalog {
         }
         let mut out = Vec::new();
         let mut map = Vec::with_capacity(columns.len());
+        let mut binary = Vec::with_capacity(columns.len());
         let mut dims: Option<HashMap<String, i32>> = None;
         for c in columns {
             if include.is_some_and(|inc| !inc.iter().any(|i| i == c.name)) {
                 map.push(None);
+                binary.push(None);
                 continue;
             }
             if self.reserved.iter().any(|r| r == c.name) {
@@ -324,7 +350,7 @@ impl Catalog {
             } else {
                 0
             };
-            let natural = self.kind_of(client, t, typmod, ndims).await?;
+            let (natural, element) = self.kind_and_element(client, t, typmod, ndims).await?;
             let (kind, hinted) = match hints.get(c.name) {
                 Some(h) => {
                     let kind = h.apply(natural.clone()).map_err(|why| {
@@ -339,6 +365,10 @@ impl Catalog {
                 None => (natural, false),
             };
             let key = is_key(c);
+            binary.push(match element {
+                Some(e) => BinaryForm::array(e.base, e.is_enum, &kind, hinted),
+                None => BinaryForm::scalar(t.base, t.is_enum, &kind, hinted),
+            });
             map.push(Some(out.len()));
             out.push(Column {
                 name: c.name.to_string(),
@@ -356,6 +386,7 @@ impl Catalog {
                 replica_identity: identity,
             },
             map,
+            binary,
         })
     }
 }

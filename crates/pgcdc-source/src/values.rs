@@ -7,6 +7,11 @@
 //! `bytea_output=hex`, `client_encoding=UTF8`). They are parsed straight from the bytes:
 //! no allocation per value beyond what the Arrow builder itself does.
 //!
+//! Binary (send-format) values, from binary COPY and binary pgoutput, are read by
+//! [`ColumnBuilder::append_binary`] (the fixed-width kinds) and
+//! [`ColumnBuilder::append_send`], which takes each column's [`BinaryForm`] (text-like
+//! types, jsonb, numeric, arrays) and stores the same values the text path would.
+//!
 //! # Accepted text, per kind
 //!
 //! | kind | text | stored as |
@@ -77,6 +82,9 @@ use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::FieldRef;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
+
+mod send;
+pub use send::{numeric_send, numeric_text, BinaryForm, NATIVE};
 
 /// Why a wire value could not be stored.
 ///
@@ -214,6 +222,8 @@ struct ListBuilder {
 pub struct ColumnBuilder {
     kind: ValueKind,
     inner: Inner,
+    /// Reused for values rendered to text first (binary numerics).
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for ColumnBuilder {
@@ -302,7 +312,11 @@ impl ColumnBuilder {
                 }
             }
         };
-        ColumnBuilder { kind, inner }
+        ColumnBuilder {
+            kind,
+            inner,
+            scratch: Vec::new(),
+        }
     }
 
     /// The kind this builder parses and stores.
@@ -798,8 +812,13 @@ impl ListBuilder {
                 Some(_) => return Err(ValueError::invalid(NAME, "expected ',' between elements")),
             }
         }
+        self.close_entry()
+    }
+
+    /// Ends the array whose elements were just appended to the child.
+    fn close_entry(&mut self) -> Result<(), ValueError> {
         let end = i32::try_from(self.child.len())
-            .map_err(|_| ValueError::range(NAME, "more than 2^31 elements in one batch"))?;
+            .map_err(|_| ValueError::range("array", "more than 2^31 elements in one batch"))?;
         self.offsets.push(end);
         self.nulls.append_non_null();
         Ok(())

@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
 use pgcdc_core::{MetaColumns, Op, TableSchema, ValuePolicy};
-use pgcdc_source::values::ColumnBuilder;
+use pgcdc_source::values::{BinaryForm, ColumnBuilder};
 
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -38,8 +38,10 @@ pub enum Cell<'a> {
     Unchanged,
     /// Text-format value.
     Text(&'a [u8]),
-    /// Binary-format value (binary COPY) of a kind `ColumnBuilder::binary_kind` accepts.
-    Binary(&'a [u8]),
+    /// Binary-format (send) value, read in the column's form (binary COPY of the kinds
+    /// `ColumnBuilder::binary_kind` accepts: `values::NATIVE`); None when the column's
+    /// type has no binary reader (an error when appended).
+    Binary(&'a [u8], Option<&'a BinaryForm>),
 }
 
 /// Arrow builders for one table's changelog rows.
@@ -125,6 +127,7 @@ impl TableBuffer {
             };
             let cell = match (cell, old.and_then(|o| o.get(i))) {
                 (Cell::Unchanged, Some(Cell::Text(b))) => Cell::Text(b),
+                (Cell::Unchanged, Some(Cell::Binary(b, f))) => Cell::Binary(b, *f),
                 (c, _) => c,
             };
             let Some(builder) = self.columns.get_mut(target) else {
@@ -136,10 +139,21 @@ impl TableBuffer {
                     builder.append_null();
                     self.toast_names.push(target);
                 }
-                Cell::Text(b) | Cell::Binary(b) => {
+                Cell::Text(b) | Cell::Binary(b, _) => {
                     self.bytes += b.len();
                     let result = match cell {
-                        Cell::Binary(_) => builder.append_binary(b, policy),
+                        Cell::Binary(_, Some(form)) => builder.append_send(form, b, policy),
+                        Cell::Binary(_, None) => {
+                            let col = self
+                                .schema
+                                .columns
+                                .get(target)
+                                .map_or("?", |c| c.name.as_str());
+                            return Err(anyhow!(
+                                "column {col} of {} arrived in binary form, which pgcdc cannot read for its type",
+                                self.schema.table
+                            ));
+                        }
                         _ => builder.append_text(b, policy),
                     };
                     result.map_err(|e| {

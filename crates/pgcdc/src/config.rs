@@ -83,6 +83,7 @@ struct RawSource {
     max_retained_wal_mb: u64,
     heartbeat_interval_s: u64,
     reader: Reader,
+    binary: bool,
 }
 
 impl Default for RawSource {
@@ -98,6 +99,7 @@ impl Default for RawSource {
             max_retained_wal_mb: 1024,
             heartbeat_interval_s: 0,
             reader: Reader::Stream,
+            binary: true,
         }
     }
 }
@@ -236,6 +238,9 @@ pub struct SourceConfig {
     pub heartbeat_interval: Option<Duration>,
     /// How `run` reads the slot.
     pub reader: Reader,
+    /// Ask pgoutput for binary values (PostgreSQL 14+) when every published column's
+    /// binary form can be read; false: always text.
+    pub binary: bool,
 }
 
 /// Batching of the run loop.
@@ -691,6 +696,7 @@ fn validate(raw: RawConfig, env: &[(String, String)], origin: String) -> Result<
             heartbeat_interval: (s.heartbeat_interval_s > 0)
                 .then(|| Duration::from_secs(s.heartbeat_interval_s)),
             reader: s.reader,
+            binary: s.binary,
         },
         destination,
         meta,

@@ -22,6 +22,7 @@ use pgcdc_source::catalog::{Catalog, Projection, RelColumn};
 use pgcdc_source::peek::{self, PeekRows};
 use pgcdc_source::pgoutput::{self, DecodeOptions, Frame, Message, TupleData, TupleValue};
 use pgcdc_source::setup;
+use pgcdc_source::values::BinaryForm;
 use pgcdc_source::wire::ReplicationStream;
 
 use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
@@ -116,6 +117,8 @@ struct Session<'a> {
     stream_xid: Option<u32>,
     /// Relations whose changes are not replicated (dlt's `_dlt_…` snapshot tables).
     skipped: std::collections::HashSet<u32>,
+    /// pgoutput sends binary values: every relation must be readable so.
+    binary: bool,
 }
 
 /// Runs the pipeline: one mini-batch (default) or continuously (`follow`).
@@ -126,12 +129,13 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
     let mut sql = Some(connect_locked(cfg).await?);
     let mut summary = RunSummary::default();
     let mut backoff = Duration::from_millis(500);
+    let mut binary = cfg.source.binary;
     loop {
         if sql.as_ref().is_none_or(|c| c.is_closed()) {
             sql = None;
         }
         let result = match &sql {
-            Some(c) => session(cfg, dest, c, &opts, &mut summary).await,
+            Some(c) => session(cfg, dest, c, &opts, &mut summary, binary).await,
             None => match connect_locked(cfg).await {
                 Ok(c) => {
                     sql = Some(c);
@@ -146,6 +150,11 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
         }
         match result {
             Ok(()) => break,
+            Err(e) if binary && e.downcast_ref::<BinaryUnreadable>().is_some() => {
+                tracing::info!("{e}; reading from the checkpoint again, in text");
+                dest.rollback().await?;
+                binary = false;
+            }
             Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "replication interrupted; reconnecting");
                 // Not fatal: the next session's `open` removes what was not committed.
@@ -181,11 +190,13 @@ fn is_transient(e: &anyhow::Error) -> bool {
 }
 
 /// The protocol version and options for this server; `streaming` (in-progress
-/// transactions in pieces) only for the stream: a page must hold whole transactions.
+/// transactions in pieces) only for the stream: a page must hold whole transactions;
+/// `binary` values where the caller found them all readable (PostgreSQL 14+).
 fn stream_options(
     version: u32,
     publication: &str,
     streaming: bool,
+    binary: bool,
 ) -> (u32, Vec<(&'static str, String)>) {
     let proto = match version {
         v if v >= 160000 => 4,
@@ -203,8 +214,79 @@ fn stream_options(
             // Large in-progress transactions arrive in pieces: memory stays bounded.
             opts.push(("streaming", "on".into()));
         }
+        if binary {
+            opts.push(("binary", "true".into()));
+        }
     }
     (proto, opts)
+}
+
+/// A relation met in a binary session with a column whose binary form pgcdc cannot
+/// read (a type added by DDL since the session chose binary): the run reads again from
+/// its checkpoint in text.
+#[derive(Debug, thiserror::Error)]
+#[error("column {column} of {table} has a type whose binary form pgcdc does not read")]
+struct BinaryUnreadable {
+    table: TableName,
+    column: String,
+}
+
+/// Whether every column of the publication's tables has a binary form pgcdc reads, so
+/// that a session may ask for `binary 'true'`. A table pgcdc cannot project counts as
+/// no (its error is reported when the stream reaches it).
+async fn publication_reads_binary(cfg: &Config, sql: &tokio_postgres::Client) -> Result<bool> {
+    let rows = sql
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text,
+                    a.attname::text, a.atttypid, a.atttypmod
+               FROM pg_publication_tables p
+               JOIN pg_namespace n ON n.nspname = p.schemaname
+               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE p.pubname = $1
+              ORDER BY c.oid, a.attnum",
+            &[&cfg.source.publication],
+        )
+        .await
+        .map_err(|e| pgcdc_source::Error::from_pg("reading the publication's columns", e))?;
+    let mut catalog = cfg.catalog();
+    let mut start = 0;
+    while start < rows.len() {
+        let rel_id: u32 = rows[start].get(0);
+        let end = rows[start..]
+            .iter()
+            .position(|r| r.get::<_, u32>(0) != rel_id)
+            .map_or(rows.len(), |n| start + n);
+        let group = &rows[start..end];
+        start = end;
+        let (schema, name, ident): (String, String, String) =
+            (group[0].get(1), group[0].get(2), group[0].get(3));
+        let columns: Vec<RelColumn<'_>> = group
+            .iter()
+            .map(|r| RelColumn {
+                name: r.get(4),
+                flags: 0,
+                type_oid: r.get(5),
+                typmod: r.get(6),
+            })
+            .collect();
+        let include = cfg.source.include_columns.get(&name).map(Vec::as_slice);
+        let table = TableName::new(schema, name.clone());
+        let replident = ident.bytes().next().unwrap_or(b'd');
+        match catalog
+            .project(sql, rel_id, table, replident, &columns, include)
+            .await
+        {
+            Ok(p) => {
+                if let Some(column) = p.binary_unreadable() {
+                    tracing::debug!(table = %p.schema.table, column, "reading text: a column without a binary reader");
+                    return Ok(false);
+                }
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 /// Whether this run reads pages through the SQL interface rather than the stream.
@@ -237,6 +319,8 @@ struct Plan {
     end: Option<Lsn>,
     decode: DecodeOptions,
     options: Vec<(&'static str, String)>,
+    /// pgoutput sends binary values.
+    binary: bool,
 }
 
 /// The checks before reading: a finished snapshot, the same server and slot as the
@@ -293,6 +377,7 @@ async fn session(
     sql: &tokio_postgres::Client,
     opts: &RunOptions,
     summary: &mut RunSummary,
+    binary: bool,
 ) -> Result<()> {
     let slot = &cfg.source.slot;
     let (start, info, repl) = preflight(cfg, dest, sql).await?;
@@ -317,7 +402,8 @@ async fn session(
         return Ok(());
     }
     let version = repl.server_version_num().unwrap_or(0);
-    let (proto, options) = stream_options(version, &cfg.source.publication, !pages);
+    let binary = binary && version >= 140000 && publication_reads_binary(cfg, sql).await?;
+    let (proto, options) = stream_options(version, &cfg.source.publication, !pages, binary);
     let plan = Plan {
         start,
         end,
@@ -326,6 +412,7 @@ async fn session(
             streaming_parallel: false,
         },
         options,
+        binary,
     };
     match end {
         Some(end) if pages => {
@@ -362,9 +449,9 @@ async fn stream_session(
         .send_status(start, start, start, false)
         .await
         .map_err(pgcdc_source::Error::from)?;
-    tracing::info!(slot = %slot, %start, end = ?plan.end.map(|e| e.to_string()), proto = plan.decode.protocol_version, "streaming");
+    tracing::info!(slot = %slot, %start, end = ?plan.end.map(|e| e.to_string()), proto = plan.decode.protocol_version, binary = plan.binary, "streaming");
     opts.metrics.set_up(true);
-    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts);
+    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts, plan.binary);
     s.stream_loop(&mut stream, plan.end, opts, &plan.decode)
         .await?;
     stream
@@ -394,10 +481,10 @@ async fn page_session(
         .map_err(|e| pgcdc_source::Error::from_pg("setting work_mem for the page reader", e))?;
     // The slot's lock (held by `sql`) makes the destination ours.
     let checkpoint = reopen(dest, plan.start).await?;
-    tracing::info!(slot = %cfg.source.slot, start = %plan.start, %end, proto = plan.decode.protocol_version, "reading pages");
+    tracing::info!(slot = %cfg.source.slot, start = %plan.start, %end, proto = plan.decode.protocol_version, binary = plan.binary, "reading pages");
     opts.metrics.set_up(true);
     opts.metrics.wal_end(end.0);
-    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts);
+    let mut s = Session::new(cfg, dest, sql, checkpoint, summary, opts, plan.binary);
     s.page_loop(&reader, end, opts, plan).await
 }
 
@@ -462,9 +549,11 @@ impl<'a> Session<'a> {
         checkpoint: Checkpoint,
         summary: &'a mut RunSummary,
         opts: &RunOptions,
+        binary: bool,
     ) -> Self {
         let start = checkpoint.lsn;
         Session {
+            binary,
             cfg,
             dest,
             sql,
@@ -852,6 +941,15 @@ impl Session<'_> {
                 include,
             )
             .await?;
+        if self.binary {
+            if let Some(column) = projection.binary_unreadable() {
+                return Err(BinaryUnreadable {
+                    table: projection.schema.table.clone(),
+                    column: column.to_string(),
+                }
+                .into());
+            }
+        }
         let schema = Arc::new(projection.schema.clone());
         let key = schema.table.name.clone();
         // A changed schema closes the table's current rows under the old one.
@@ -980,7 +1078,13 @@ impl Session<'_> {
             .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
         let buf = self.buffer_for(rel_id, xid)?;
         let before = buf.bytes();
-        buf.append(row.iter().map(cell), old, &projection.map, meta, &policy)?;
+        buf.append(
+            cells(row, &projection.binary),
+            old,
+            &projection.map,
+            meta,
+            &policy,
+        )?;
         let grown = buf.bytes().saturating_sub(before);
         if self.stream_xid.is_some() {
             self.streamed.grew(grown);
@@ -1005,13 +1109,13 @@ impl Session<'_> {
         let Some((_, old_tuple)) = old else {
             return self.append(rel_id, xid, new, None, lsn, Op::Update);
         };
-        let old_cells = cells(old_tuple);
-        let new_cells = cells(new);
         let projection = self
             .relations
             .get(&rel_id)
             .map(|r| Arc::clone(&r.projection))
             .ok_or_else(|| anyhow!("change for relation {rel_id} before its Relation message"))?;
+        let old_cells: Vec<Cell<'_>> = cells(old_tuple, &projection.binary).collect();
+        let new_cells: Vec<Cell<'_>> = cells(new, &projection.binary).collect();
         // A changed key moves the row: the old key is deleted first (same LSN, written first).
         let key_changed = projection.map.iter().enumerate().any(|(i, target)| {
             let Some(t) = target else { return false };
@@ -1127,6 +1231,7 @@ pub fn add_stat(t: &mut TableStats, op: Op) {
 fn same_value(a: Option<&Cell<'_>>, b: Option<&Cell<'_>>) -> bool {
     match (a, b) {
         (Some(Cell::Text(x)), Some(Cell::Text(y))) => x == y,
+        (Some(Cell::Binary(x, _)), Some(Cell::Binary(y, _))) => x == y,
         (Some(Cell::Null), Some(Cell::Null)) => true,
         // An unchanged TOAST value in the new row is the old value.
         (Some(_), Some(Cell::Unchanged)) => true,
@@ -1134,16 +1239,22 @@ fn same_value(a: Option<&Cell<'_>>, b: Option<&Cell<'_>>) -> bool {
     }
 }
 
-/// A decoded tuple value as a row cell (binary values go to the binary reader).
-fn cell(v: TupleValue<'_>) -> Cell<'_> {
+/// A decoded tuple value as a row cell; a binary value is read in its column's form.
+fn cell<'a>(v: TupleValue<'a>, form: Option<&'a BinaryForm>) -> Cell<'a> {
     match v {
         TupleValue::Null => Cell::Null,
         TupleValue::UnchangedToast => Cell::Unchanged,
         TupleValue::Text(b) => Cell::Text(b),
-        TupleValue::Binary(b) => Cell::Binary(b),
+        TupleValue::Binary(b) => Cell::Binary(b, form),
     }
 }
 
-fn cells<'a>(row: &TupleData<'a>) -> Vec<Cell<'a>> {
-    row.iter().map(cell).collect()
+/// The cells of `row`, whose binary values have the `forms` of the relation's columns.
+fn cells<'a>(
+    row: &'a TupleData<'a>,
+    forms: &'a [Option<BinaryForm>],
+) -> impl Iterator<Item = Cell<'a>> + 'a {
+    row.iter()
+        .enumerate()
+        .map(move |(i, v)| cell(v, forms.get(i).and_then(Option::as_ref)))
 }

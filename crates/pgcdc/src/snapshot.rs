@@ -468,7 +468,7 @@ async fn read_chunk(
         parser.feed(&data, |fields| -> Result<()> {
             let cells = fields.iter().zip(&binary).map(|(f, bin)| match (f, bin) {
                 (None, _) => Cell::Null,
-                (Some(b), true) => Cell::Binary(b),
+                (Some(b), true) => Cell::Binary(b, Some(pgcdc_source::values::NATIVE)),
                 (Some(b), false) => Cell::Text(b),
             });
             buf.append(cells, None, &map, row_meta, policy)?;

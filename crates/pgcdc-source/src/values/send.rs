@@ -1,0 +1,566 @@
+//! PostgreSQL binary (send) formats of whole columns → the same Arrow values as text.
+//!
+//! Binary pgoutput (`binary 'true'`, PostgreSQL 14+) sends every column whose type has
+//! a send function in that form, not only the kinds [`ColumnBuilder::append_binary`]
+//! reads. [`BinaryForm`] says, per column, how its send format becomes the value the
+//! text path would have stored:
+//!
+//! | form | types | read as |
+//! |------|-------|---------|
+//! | `Native` | bool, int2/4/8, oid, xid, float4/8, bytea, date, time, timestamp(tz), uuid, interval | [`ColumnBuilder::append_binary`] |
+//! | `Text` | text, varchar, char(n), name, json, enums | the bytes are the output text: [`ColumnBuilder::append_text`] |
+//! | `Jsonb` | jsonb | a version byte `1`, then the output text |
+//! | `Numeric` | numeric | base-10000 digits, rendered exactly as `numeric_out` writes them, then parsed as text |
+//! | `Array` | one-dimensional arrays of the above | `array_send`: header, then each element in its own form |
+//!
+//! A column of any other type (inet, money, ranges, composites, …), a hinted column
+//! whose type is read natively, and a `uuid` kept as text have no form: a session that
+//! meets one reads the text protocol instead. The same errors as the text path come
+//! out for the same values (a 2-D array in a 1-D column, explicit lower bounds, a
+//! numeric beyond the column's precision).
+
+use pgcdc_core::types::oid;
+use pgcdc_core::{ValueKind, ValuePolicy};
+
+use super::{ColumnBuilder, Inner, ListBuilder, ValueError, ARRAY_BOUNDS, ARRAY_DIMS};
+
+/// How one column's binary (send-format) values are read; see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinaryForm {
+    /// The kind's own binary reader ([`ColumnBuilder::append_binary`]).
+    Native,
+    /// The send format is the output text itself.
+    Text,
+    /// jsonb: version byte 1, then the JSON text.
+    Jsonb,
+    /// numeric_send's digits, rendered as numeric_out's text.
+    Numeric,
+    /// array_send of a one-dimensional array whose elements have this form.
+    Array(Box<BinaryForm>),
+}
+
+/// The form for the snapshot's binary COPY of [`ColumnBuilder::binary_kind`] kinds.
+pub const NATIVE: &BinaryForm = &BinaryForm::Native;
+
+impl BinaryForm {
+    /// The form of a non-array column of base type `base` (domains resolved), stored
+    /// as `kind`; `hinted` when a column hint chose the kind. None: not readable.
+    pub fn scalar(base: u32, is_enum: bool, kind: &ValueKind, hinted: bool) -> Option<Self> {
+        if is_enum {
+            return Some(BinaryForm::Text);
+        }
+        match base {
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::JSON => {
+                Some(BinaryForm::Text)
+            }
+            oid::JSONB => Some(BinaryForm::Jsonb),
+            oid::NUMERIC => Some(BinaryForm::Numeric),
+            oid::BOOL
+            | oid::INT2
+            | oid::INT4
+            | oid::INT8
+            | oid::OID
+            | oid::XID
+            | oid::FLOAT4
+            | oid::FLOAT8
+            | oid::BYTEA
+            | oid::DATE
+            | oid::TIME
+            | oid::TIMESTAMP
+            | oid::TIMESTAMPTZ
+            | oid::UUID
+            | oid::INTERVAL
+                if !hinted && ColumnBuilder::binary_kind(kind) =>
+            {
+                Some(BinaryForm::Native)
+            }
+            _ => None,
+        }
+    }
+
+    /// The form of an array column stored as `kind` whose elements have base type
+    /// `element` (resolved). None unless `kind` is a List.
+    pub fn array(element: u32, is_enum: bool, kind: &ValueKind, hinted: bool) -> Option<Self> {
+        match kind {
+            ValueKind::List { element: k } => {
+                Self::scalar(element, is_enum, k, hinted).map(|f| BinaryForm::Array(Box::new(f)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A cursor over a binary value; every read is checked.
+struct Reader<'a> {
+    rest: &'a [u8],
+    name: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ValueError> {
+        if self.rest.len() < n {
+            return Err(ValueError::invalid(self.name, "binary value too short"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn u16(&mut self) -> Result<u16, ValueError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, ValueError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn end(&self) -> Result<(), ValueError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(ValueError::invalid(
+                self.name,
+                "trailing bytes after the binary value",
+            ))
+        }
+    }
+}
+
+const NUMERIC_POS: u16 = 0x0000;
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_NAN: u16 = 0xC000;
+const NUMERIC_PINF: u16 = 0xD000;
+const NUMERIC_NINF: u16 = 0xF000;
+
+/// Writes numeric_send's value `v` as numeric_out's text into `out` (cleared first):
+/// the sign, the integer digits without leading zeros, and exactly `dscale` fraction
+/// digits.
+pub fn numeric_text(v: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
+    const NAME: &str = "numeric";
+    out.clear();
+    let mut r = Reader {
+        rest: v,
+        name: NAME,
+    };
+    let ndigits = r.u16()?;
+    let weight = r.u16()? as i16;
+    let sign = r.u16()?;
+    let dscale = r.u16()?;
+    if ndigits > 0x7FFF || dscale > 0x3FFF {
+        return Err(ValueError::invalid(
+            NAME,
+            "digit count or scale out of range",
+        ));
+    }
+    let digits = r.take(usize::from(ndigits) * 2)?;
+    r.end()?;
+    let special: Option<&[u8]> = match sign {
+        NUMERIC_POS | NUMERIC_NEG => None,
+        NUMERIC_NAN => Some(b"NaN"),
+        NUMERIC_PINF => Some(b"Infinity"),
+        NUMERIC_NINF => Some(b"-Infinity"),
+        _ => return Err(ValueError::invalid(NAME, "unknown sign")),
+    };
+    if let Some(text) = special {
+        out.extend_from_slice(text);
+        return Ok(());
+    }
+    let digit = |d: i32| -> Result<u16, ValueError> {
+        let Ok(i) = usize::try_from(d) else {
+            return Ok(0);
+        };
+        match digits.get(i * 2..i * 2 + 2) {
+            Some(b) => match u16::from_be_bytes([b[0], b[1]]) {
+                n @ 0..=9999 => Ok(n),
+                _ => Err(ValueError::invalid(NAME, "a base-10000 digit above 9999")),
+            },
+            None => Ok(0),
+        }
+    };
+    if sign == NUMERIC_NEG {
+        out.push(b'-');
+    }
+    let weight = i32::from(weight);
+    let mut d = 0;
+    if weight < 0 {
+        out.push(b'0');
+        d = weight + 1;
+    } else {
+        while d <= weight {
+            let n = digit(d)?;
+            if d == 0 {
+                // The first group without leading zeros (its last digit always).
+                let buf = itoa_buf(n);
+                let skip = buf.iter().take(3).take_while(|c| **c == b'0').count();
+                out.extend_from_slice(buf.get(skip..).unwrap_or_default());
+            } else {
+                out.extend_from_slice(&itoa_buf(n));
+            }
+            d += 1;
+        }
+    }
+    if dscale > 0 {
+        out.push(b'.');
+        let end = out.len() + usize::from(dscale);
+        while out.len() < end {
+            out.extend_from_slice(&itoa_buf(digit(d)?));
+            d += 1;
+        }
+        out.truncate(end);
+    }
+    Ok(())
+}
+
+/// numeric_send of a decimal text such as `-12.50` (digits, at most one point, an
+/// optional leading `-`), as PostgreSQL stores it: the inverse of [`numeric_text`], for
+/// tests and benchmarks that need real binary numerics. None for any other text.
+pub fn numeric_send(text: &str) -> Option<Vec<u8>> {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let int_groups = int.len().div_ceil(4);
+    let digits = format!(
+        "{:0>iw$}{:0<fw$}",
+        int,
+        frac,
+        iw = int_groups * 4,
+        fw = frac.len().div_ceil(4) * 4
+    );
+    let mut groups: Vec<u16> = digits
+        .as_bytes()
+        .chunks(4)
+        .map(|c| c.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
+        .collect();
+    let mut weight = i16::try_from(int_groups).ok()? - 1;
+    let leading = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..leading);
+    weight -= i16::try_from(leading).ok()?;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let sign = if neg && !groups.is_empty() {
+        NUMERIC_NEG
+    } else {
+        NUMERIC_POS
+    };
+    let mut out = Vec::with_capacity(8 + groups.len() * 2);
+    out.extend_from_slice(&u16::try_from(groups.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&u16::try_from(frac.len()).ok()?.to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    Some(out)
+}
+
+/// A base-10000 digit as four decimal digits.
+fn itoa_buf(n: u16) -> [u8; 4] {
+    [
+        b'0' + (n / 1000 % 10) as u8,
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+impl ColumnBuilder {
+    /// Appends one value in the binary form `form` (see the [module docs](self)).
+    ///
+    /// On error nothing is appended, except for arrays (as with
+    /// [`append_text`](Self::append_text)).
+    pub fn append_send(
+        &mut self,
+        form: &BinaryForm,
+        v: &[u8],
+        policy: &ValuePolicy,
+    ) -> Result<(), ValueError> {
+        match form {
+            BinaryForm::Native => self.append_binary(v, policy),
+            BinaryForm::Text => self.append_text(v, policy),
+            BinaryForm::Jsonb => match v.split_first() {
+                Some((1, text)) => self.append_text(text, policy),
+                _ => Err(ValueError::invalid("jsonb", "unknown binary jsonb version")),
+            },
+            BinaryForm::Numeric => {
+                let mut text = std::mem::take(&mut self.scratch);
+                let result =
+                    numeric_text(v, &mut text).and_then(|()| self.append_text(&text, policy));
+                self.scratch = text;
+                result
+            }
+            BinaryForm::Array(element) => match &mut self.inner {
+                Inner::List(l) => l.append_send(element, v, policy),
+                _ => Err(ValueError::invalid(
+                    "array",
+                    "an array's binary form for a column that is not a List",
+                )),
+            },
+        }
+    }
+}
+
+impl ListBuilder {
+    /// Reads array_send: ndim, has-nulls flag, element type, (size, lower bound) per
+    /// dimension, then each element as a length (-1: NULL) and its bytes.
+    fn append_send(
+        &mut self,
+        element: &BinaryForm,
+        v: &[u8],
+        policy: &ValuePolicy,
+    ) -> Result<(), ValueError> {
+        const NAME: &str = "array";
+        let mut r = Reader {
+            rest: v,
+            name: NAME,
+        };
+        let ndim = r.i32()?;
+        let _has_nulls = r.i32()?;
+        let _element_type = r.i32()?;
+        let count = match ndim {
+            0 => 0,
+            1 => {
+                let size = r.i32()?;
+                if r.i32()? != 1 {
+                    return Err(ValueError::invalid(NAME, ARRAY_BOUNDS));
+                }
+                usize::try_from(size).map_err(|_| ValueError::invalid(NAME, "negative size"))?
+            }
+            n if n > 1 => return Err(ValueError::invalid(NAME, ARRAY_DIMS)),
+            _ => return Err(ValueError::invalid(NAME, "negative dimension count")),
+        };
+        for _ in 0..count {
+            match r.i32()? {
+                -1 => self.child.append_null(),
+                len => {
+                    let len = usize::try_from(len)
+                        .map_err(|_| ValueError::invalid(NAME, "negative element length"))?;
+                    let bytes = r.take(len)?;
+                    self.child.append_send(element, bytes, policy)?;
+                }
+            }
+        }
+        r.end()?;
+        self.close_entry()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn numeric_send(text: &str) -> Vec<u8> {
+        super::numeric_send(text).unwrap()
+    }
+
+    fn text_of(v: &[u8]) -> Result<String, ValueError> {
+        let mut out = Vec::new();
+        numeric_text(v, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn numeric_send_renders_as_numeric_out() {
+        for text in [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "10000",
+            "12345.6789",
+            "0.0001",
+            "-0.000012300",
+            "100000000.5",
+            "9999",
+            "99990000",
+            "0.1",
+        ] {
+            assert_eq!(text_of(&numeric_send(text)).as_deref(), Ok(text), "{text}");
+        }
+        // Values captured from numeric_send on PostgreSQL 15.
+        // 1e-20: ndigits 1, weight -5, dscale 20, digit 1.
+        assert_eq!(
+            text_of(&[0, 1, 0xff, 0xfb, 0, 0, 0, 20, 0, 1]).as_deref(),
+            Ok("0.00000000000000000001")
+        );
+        for (sign, text) in [
+            (0xC000u16, "NaN"),
+            (0xD000, "Infinity"),
+            (0xF000, "-Infinity"),
+        ] {
+            let mut v = vec![0, 0, 0, 0];
+            v.extend_from_slice(&sign.to_be_bytes());
+            v.extend_from_slice(&[0, 0]);
+            assert_eq!(text_of(&v).as_deref(), Ok(text));
+        }
+        assert!(
+            text_of(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).is_err(),
+            "digit 10000"
+        );
+        assert!(text_of(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 1]).is_err(), "short");
+        assert!(text_of(&[0, 0, 0, 0, 0x12, 0x34, 0, 0]).is_err(), "sign");
+        assert!(text_of(&[0, 0, 0]).is_err());
+    }
+
+    /// array_send of a 1-D array with lower bound `lbound` (elements None = NULL).
+    fn array_send(ndim: i32, lbound: i32, elements: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&ndim.to_be_bytes());
+        v.extend_from_slice(&i32::from(elements.iter().any(Option::is_none)).to_be_bytes());
+        v.extend_from_slice(&23i32.to_be_bytes());
+        for _ in 0..ndim {
+            v.extend_from_slice(&(elements.len() as i32).to_be_bytes());
+            v.extend_from_slice(&lbound.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(b) => {
+                    v.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                    v.extend_from_slice(b);
+                }
+            }
+        }
+        v
+    }
+
+    fn list(element: ValueKind) -> ValueKind {
+        ValueKind::List {
+            element: Box::new(element),
+        }
+    }
+
+    /// The same column built from text and from binary values.
+    fn both(kind: ValueKind, form: &BinaryForm, pairs: &[(&[u8], Vec<u8>)]) {
+        let policy = ValuePolicy::default();
+        let mut text = ColumnBuilder::new(kind.clone(), 4);
+        let mut binary = ColumnBuilder::new(kind, 4);
+        for (t, b) in pairs {
+            text.append_text(t, &policy).unwrap();
+            binary.append_send(form, b, &policy).unwrap();
+        }
+        assert_eq!(text.finish().to_data(), binary.finish().to_data());
+    }
+
+    #[test]
+    fn binary_forms_give_the_text_paths_values() {
+        let int = |i: i32| Some(i.to_be_bytes().to_vec());
+        let ints = BinaryForm::Array(Box::new(BinaryForm::Native));
+        both(
+            list(ValueKind::Int32),
+            &ints,
+            &[
+                (b"{1,NULL,3}", array_send(1, 1, &[int(1), None, int(3)])),
+                (b"{}", array_send(0, 1, &[])),
+            ],
+        );
+        let texts = BinaryForm::Array(Box::new(BinaryForm::Text));
+        both(
+            list(ValueKind::Text),
+            &texts,
+            &[(
+                br#"{"",NULL,"a,b","q\"uote"}"#,
+                array_send(
+                    1,
+                    1,
+                    &[
+                        Some(vec![]),
+                        None,
+                        Some(b"a,b".to_vec()),
+                        Some(b"q\"uote".to_vec()),
+                    ],
+                ),
+            )],
+        );
+        both(
+            ValueKind::Json,
+            &BinaryForm::Jsonb,
+            &[(b"{\"a\": 1}", b"\x01{\"a\": 1}".to_vec())],
+        );
+        let dec = ValueKind::Decimal128 {
+            precision: 12,
+            scale: 2,
+        };
+        both(
+            dec.clone(),
+            &BinaryForm::Numeric,
+            &[
+                (b"-12.50", numeric_send("-12.50")),
+                (b"0.00", numeric_send("0.00")),
+            ],
+        );
+        both(
+            list(dec),
+            &BinaryForm::Array(Box::new(BinaryForm::Numeric)),
+            &[(
+                b"{1.50,NULL}",
+                array_send(1, 1, &[Some(numeric_send("1.50")), None]),
+            )],
+        );
+    }
+
+    #[test]
+    fn binary_arrays_that_do_not_fit_a_list_give_the_text_paths_errors() {
+        let policy = ValuePolicy::default();
+        let form = BinaryForm::Array(Box::new(BinaryForm::Native));
+        let one = Some(1i32.to_be_bytes().to_vec());
+        for (text, binary) in [
+            (
+                &b"[0:0]={1}"[..],
+                array_send(1, 0, std::slice::from_ref(&one)),
+            ),
+            (b"{{1}}", array_send(2, 1, std::slice::from_ref(&one))),
+        ] {
+            let mut t = ColumnBuilder::new(list(ValueKind::Int32), 1);
+            let mut b = ColumnBuilder::new(list(ValueKind::Int32), 1);
+            let (te, be) = (
+                t.append_text(text, &policy),
+                b.append_send(&form, &binary, &policy),
+            );
+            assert!(te.is_err());
+            assert_eq!(te, be);
+        }
+        let mut b = ColumnBuilder::new(list(ValueKind::Int32), 1);
+        let mut short = array_send(1, 1, &[one]);
+        short.pop();
+        assert!(b.append_send(&form, &short, &policy).is_err());
+        assert!(b
+            .append_send(&BinaryForm::Jsonb, b"\x02{}", &policy)
+            .is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Canonical numeric text → numeric_send → numeric_out text is the identity.
+        #[test]
+        fn numeric_binary_round_trips_to_its_text(
+            neg: bool,
+            int in "(0|[1-9][0-9]{0,40})",
+            frac in "[0-9]{0,30}",
+        ) {
+            let text = match (neg && (int != "0" || frac.bytes().any(|c| c != b'0')), frac.is_empty()) {
+                (n, true) => format!("{}{int}", if n { "-" } else { "" }),
+                (n, false) => format!("{}{int}.{frac}", if n { "-" } else { "" }),
+            };
+            prop_assert_eq!(text_of(&numeric_send(&text)), Ok(text.clone()));
+        }
+
+        /// Any bytes: an error or a text the numeric parser reads; never a panic.
+        #[test]
+        fn numeric_text_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = text_of(&bytes);
+        }
+    }
+}
