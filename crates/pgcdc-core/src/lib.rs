@@ -21,6 +21,6 @@ pub use lsn::Lsn;
 pub use meta::{MetaColumns, MetaPreset, Op};
 pub use schema::{quote_ident, quote_literal, Column, ReplicaIdentity, TableName, TableSchema};
 pub use types::{
-    ArrayRepr, ColumnHint, HintType, InfinityPolicy, NumericNanPolicy, UnconstrainedNumeric,
-    UuidRepr, ValueKind, ValuePolicy,
+    ArrayRepr, ColumnHint, CompositeRepr, HintType, InfinityPolicy, NumericNanPolicy, StructField,
+    UnconstrainedNumeric, UuidRepr, ValueKind, ValuePolicy,
 };

@@ -151,6 +151,17 @@ pub enum ArrayRepr {
     Text,
 }
 
+/// How composite-type columns are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompositeRepr {
+    /// Arrow `Struct` with one field per attribute, each of its own kind.
+    #[default]
+    Struct,
+    /// PostgreSQL's exact record text (`(1,"a b",)`), Utf8.
+    Text,
+}
+
 /// The policies for values Arrow cannot hold directly. Every field has a documented default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -165,6 +176,8 @@ pub struct ValuePolicy {
     pub uuid: UuidRepr,
     /// array representation (default: List).
     pub arrays: ArrayRepr,
+    /// composite-type representation (default: Struct).
+    pub composites: CompositeRepr,
 }
 
 /// A destination type named by a column hint: dlt's `data_type` names.
@@ -265,6 +278,9 @@ impl ColumnHint {
         if matches!(natural, ValueKind::List { .. }) && t != HintType::Text {
             return Err("an array column can only be hinted as text".into());
         }
+        if matches!(natural, ValueKind::Struct { .. }) && t != HintType::Text {
+            return Err("a composite-type column can only be hinted as text".into());
+        }
         Ok(match t {
             HintType::Text => ValueKind::Text,
             HintType::Double => ValueKind::Float64,
@@ -346,6 +362,20 @@ pub enum ValueKind {
         /// The elements' kind (never itself a list).
         element: Box<ValueKind>,
     },
+    /// A composite type → Struct with one nullable field per attribute.
+    Struct {
+        /// The attributes in order (dropped ones left out).
+        fields: Vec<StructField>,
+    },
+}
+
+/// One attribute of a composite type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StructField {
+    /// The attribute's name.
+    pub name: String,
+    /// How its values are parsed and stored.
+    pub kind: ValueKind,
 }
 
 /// Arrow field metadata key naming an extension type.
@@ -425,6 +455,12 @@ impl ValueKind {
             ValueKind::List { element } => {
                 DataType::List(std::sync::Arc::new(element.arrow_field("item")))
             }
+            ValueKind::Struct { fields } => DataType::Struct(
+                fields
+                    .iter()
+                    .map(|f| f.kind.arrow_field(&f.name))
+                    .collect::<Fields>(),
+            ),
         }
     }
 

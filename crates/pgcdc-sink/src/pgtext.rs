@@ -84,7 +84,12 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
             a.as_primitive::<TimestampMicrosecondType>().value(row),
             tz.is_some(),
         ),
-        DataType::Struct(fields) if fields.len() == 3 => {
+        DataType::Struct(fields)
+            if fields
+                .iter()
+                .map(|f| f.name().as_str())
+                .eq(["months", "days", "microseconds"]) =>
+        {
             // An interval: months, days, microseconds (checked, not assumed).
             let s = a.as_struct();
             let parts = (
@@ -109,6 +114,7 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
                 us.value(row)
             );
         }
+        DataType::Struct(_) => record(a.as_struct(), row, out)?,
         DataType::List(_) => {
             let l = a.as_list::<i32>();
             let items = l.value(row);
@@ -240,6 +246,41 @@ fn timestamp(out: &mut String, us: i64, tz: bool) {
             }
         }
     }
+}
+
+/// A composite value as record_out writes it: `(f1,f2,…)`, NULL attributes empty, and
+/// attributes that are empty or hold `"`, `\`, `(`, `)`, `,` or white space quoted with
+/// `"` and `\` doubled.
+fn record(s: &arrow_array::StructArray, row: usize, out: &mut String) -> Result<()> {
+    out.push('(');
+    for (i, column) in s.columns().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if column.is_null(row) {
+            continue;
+        }
+        let mut v = String::new();
+        literal(column, row, &mut v)?;
+        let quote = v.is_empty()
+            || v.chars().any(|c| {
+                matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_ascii_whitespace() || c == '\x0b'
+            });
+        if !quote {
+            out.push_str(&v);
+            continue;
+        }
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push(c);
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push(')');
+    Ok(())
 }
 
 #[cfg(test)]

@@ -476,6 +476,8 @@ fn kind_type(kind: &ValueKind) -> String {
         ValueKind::Uuid => "uuid".into(),
         ValueKind::Interval => "interval".into(),
         ValueKind::List { element } => format!("{}[]", kind_type(element)),
+        // A composite's record text (the mirror need not have the source's type).
+        ValueKind::Struct { .. } => "text".into(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Turns a relation as pgoutput describes it into a [`TableSchema`]: resolves domains to
 //! their base types, marks enums and finds array element types (one catalog query per
-//! new type, cached), reads the declared dimensions of array columns (one query per
+//! new type, cached), turns composite types into Structs of their attributes, reads the declared dimensions of array columns (one query per
 //! relation that has any), picks the key columns, and applies `include_columns` and the
 //! column hints (`[columns.<table>.<column>]`).
 //!
@@ -8,16 +8,21 @@
 //! it describes; a type dropped since falls back to text, which is always exact.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 
 use pgcdc_core::types::oid;
 use pgcdc_core::{
-    quote_ident, Column, ColumnHint, ReplicaIdentity, TableName, TableSchema, ValueKind,
-    ValuePolicy,
+    quote_ident, Column, ColumnHint, CompositeRepr, ReplicaIdentity, StructField, TableName,
+    TableSchema, ValueKind, ValuePolicy,
 };
 use tokio_postgres::Client;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::values::BinaryForm;
+
+/// How deep composite types nest inside each other before the rest is kept as text.
+const MAX_NESTING: usize = 8;
 
 /// One column of a Relation message.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +44,8 @@ struct ResolvedType {
     is_enum: bool,
     /// For an array type (or a domain over one): the element type, unresolved.
     element: Option<u32>,
+    /// For a composite type (or a domain over one): its `typrelid`.
+    composite: Option<u32>,
 }
 
 impl ResolvedType {
@@ -48,6 +55,7 @@ impl ResolvedType {
             typmod,
             is_enum,
             element: None,
+            composite: None,
         }
     }
 
@@ -139,7 +147,7 @@ impl Catalog {
         for _ in 0..32 {
             let row = client
                 .query_opt(
-                    "SELECT typtype::text, typbasetype, typtypmod, typcategory::text, typelem, typdelim::text
+                    "SELECT typtype::text, typbasetype, typtypmod, typcategory::text, typelem, typdelim::text, typrelid
                        FROM pg_type WHERE oid = $1",
                     &[&current],
                 )
@@ -162,6 +170,13 @@ impl Catalog {
                 }
                 "e" => {
                     resolved = ResolvedType::scalar(current, None, true);
+                    break;
+                }
+                "c" => {
+                    resolved = ResolvedType {
+                        composite: Some(row.get(6)),
+                        ..ResolvedType::scalar(current, None, false)
+                    };
                     break;
                 }
                 // An array of a user type (enum, domain, composite…) with the usual
@@ -210,37 +225,91 @@ impl Catalog {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// The value kind of a column of type `t` (already resolved) with `typmod`, and for
-    /// arrays the resolved element type.
-    async fn kind_and_element(
-        &mut self,
-        client: &Client,
+    /// The value kind of a column of type `t` (already resolved) with `typmod` and
+    /// `ndims` declared dimensions, and how its binary values are read (None: they
+    /// cannot be). Composite types nest up to [`MAX_NESTING`] levels; deeper ones, and
+    /// composites under `types.composites = "text"`, keep their text.
+    fn column_kind<'a>(
+        &'a mut self,
+        client: &'a Client,
         t: ResolvedType,
         typmod: i32,
         ndims: i32,
-    ) -> Result<(ValueKind, Option<ResolvedType>)> {
-        let Some(element) = t.element else {
-            return Ok((
-                ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy),
-                None,
-            ));
-        };
-        let e = self.resolve(client, element).await?;
-        // An array's typmod is its element's (numeric(12,2)[] carries (12,2)).
-        let typmod = if typmod >= 0 {
-            typmod
-        } else {
-            e.typmod.unwrap_or(-1)
-        };
-        let element_kind = if e.element.is_some() {
-            ValueKind::Text
-        } else {
-            ValueKind::for_type(e.base, typmod, e.is_enum, &self.policy)
-        };
-        Ok((
-            ValueKind::array_of(element_kind, ndims, &self.policy),
-            Some(e),
-        ))
+        depth: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<(ValueKind, Option<BinaryForm>)>> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(relid) = t.composite {
+                return self.composite_kind(client, relid, depth).await;
+            }
+            let Some(element) = t.element else {
+                let kind = ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy);
+                let form = BinaryForm::scalar(t.base, t.is_enum, &kind, false);
+                return Ok((kind, form));
+            };
+            let e = self.resolve(client, element).await?;
+            // An array's typmod is its element's (numeric(12,2)[] carries (12,2)).
+            let typmod = if typmod >= 0 {
+                typmod
+            } else {
+                e.typmod.unwrap_or(-1)
+            };
+            let (element_kind, element_form) = if e.element.is_some() {
+                (ValueKind::Text, None)
+            } else {
+                self.column_kind(client, e, typmod, 0, depth).await?
+            };
+            let kind = ValueKind::array_of(element_kind, ndims, &self.policy);
+            let form = match (&kind, element_form) {
+                (ValueKind::List { .. }, Some(f)) => Some(BinaryForm::Array(Box::new(f))),
+                _ => None,
+            };
+            Ok((kind, form))
+        })
+    }
+
+    /// A composite type's Struct kind (its attributes in order) and binary form.
+    async fn composite_kind(
+        &mut self,
+        client: &Client,
+        relid: u32,
+        depth: usize,
+    ) -> Result<(ValueKind, Option<BinaryForm>)> {
+        if depth >= MAX_NESTING || self.policy.composites == CompositeRepr::Text {
+            return Ok((ValueKind::Text, None));
+        }
+        let rows = client
+            .query(
+                "SELECT attname::text, atttypid, atttypmod, attndims::int4 FROM pg_attribute
+                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&relid],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading a composite type's attributes", e))?;
+        if rows.is_empty() {
+            return Ok((ValueKind::Text, None));
+        }
+        let mut fields = Vec::with_capacity(rows.len());
+        let mut forms = Some(Vec::with_capacity(rows.len()));
+        for row in &rows {
+            let (name, type_oid, typmod, ndims): (String, u32, i32, i32) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            let t = self.resolve(client, type_oid).await?;
+            let typmod = if typmod >= 0 {
+                typmod
+            } else {
+                t.typmod.unwrap_or(-1)
+            };
+            let ndims = if t.element.is_some() { ndims.max(1) } else { 0 };
+            let (kind, form) = self
+                .column_kind(client, t, typmod, ndims, depth + 1)
+                .await?;
+            fields.push(StructField { name, kind });
+            forms = forms.zip(form).map(|(mut v, f)| {
+                v.push(f);
+                v
+            });
+        }
+        Ok((ValueKind::Struct { fields }, forms.map(BinaryForm::Record)))
     }
 
     /// Builds the schema of a relation.
@@ -350,7 +419,7 @@ impl Catalog {
             } else {
                 0
             };
-            let (natural, element) = self.kind_and_element(client, t, typmod, ndims).await?;
+            let (natural, natural_form) = self.column_kind(client, t, typmod, ndims, 0).await?;
             let (kind, hinted) = match hints.get(c.name) {
                 Some(h) => {
                     let kind = h.apply(natural.clone()).map_err(|why| {
@@ -365,9 +434,11 @@ impl Catalog {
                 None => (natural, false),
             };
             let key = is_key(c);
-            binary.push(match element {
-                Some(e) => BinaryForm::array(e.base, e.is_enum, &kind, hinted),
-                None => BinaryForm::scalar(t.base, t.is_enum, &kind, hinted),
+            binary.push(match (hinted, t.element, t.composite) {
+                (false, ..) => natural_form,
+                // A hinted scalar is readable when its send format is its text.
+                (true, None, None) => BinaryForm::scalar(t.base, t.is_enum, &kind, true),
+                (true, ..) => None,
             });
             map.push(Some(out.len()));
             out.push(Column {

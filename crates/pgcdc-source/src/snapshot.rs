@@ -176,8 +176,10 @@ pub fn copy_statement(
                 match read {
                     ReadAs::Binary => c,
                     ReadAs::Cast => format!("{c}::text"),
+                    // num_nulls, not IS NULL: a composite value whose attributes are
+                    // all NULL IS NULL, yet it is not a NULL value.
                     ReadAs::Output => {
-                        format!("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END")
+                        format!("CASE WHEN num_nulls({c}) = 1 THEN NULL ELSE format('%s', {c}) END")
                     }
                 }
             })

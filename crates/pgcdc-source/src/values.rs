@@ -83,6 +83,7 @@ use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::FieldRef;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
 
+mod record;
 mod send;
 pub use send::{numeric_send, numeric_text, BinaryForm, NATIVE};
 
@@ -182,6 +183,7 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         ValueKind::Uuid => "uuid",
         ValueKind::Interval => "interval",
         ValueKind::List { .. } => "array",
+        ValueKind::Struct { .. } => "record",
     }
 }
 
@@ -203,6 +205,7 @@ enum Inner {
     Uuid(FixedSizeBinaryBuilder),
     Interval(Box<IntervalBuilder>),
     List(Box<ListBuilder>),
+    Struct(Box<record::StructBuilder>),
     /// A decimal kind Arrow rejects: only nulls can be appended.
     Unsupported(NullBuilder),
 }
@@ -311,12 +314,27 @@ impl ColumnBuilder {
                     }))
                 }
             }
+            ValueKind::Struct { fields } => {
+                let s = record::StructBuilder::new(fields, capacity);
+                if s.supported() {
+                    Inner::Struct(Box::new(s))
+                } else {
+                    // An attribute Arrow cannot hold: nulls only, like that attribute.
+                    Inner::Unsupported(NullBuilder::new())
+                }
+            }
         };
         ColumnBuilder {
             kind,
             inner,
             scratch: Vec::new(),
         }
+    }
+
+    /// Whether this kind has no Arrow type (a decimal Arrow rejects, or a list or struct
+    /// of one): only nulls can be appended.
+    fn is_unsupported(&self) -> bool {
+        matches!(self.inner, Inner::Unsupported(_))
     }
 
     /// The kind this builder parses and stores.
@@ -343,6 +361,7 @@ impl ColumnBuilder {
             Inner::Timestamp(b) => b.len(),
             Inner::Uuid(b) => b.len(),
             Inner::Interval(b) => b.nulls.len(),
+            Inner::Struct(s) => s.len(),
             Inner::List(l) => l.nulls.len(),
             Inner::Unsupported(b) => b.len(),
         }
@@ -377,6 +396,7 @@ impl ColumnBuilder {
                 l.offsets.push(end);
                 l.nulls.append_null();
             }
+            Inner::Struct(s) => s.append_null(),
             Inner::Unsupported(b) => b.append_null(),
         }
     }
@@ -479,6 +499,7 @@ impl ColumnBuilder {
                 Special::NegInfinity => b.append(infinity(policy, name, INTERVAL_MIN)?),
             },
             Inner::List(l) => l.append_text(text, policy)?,
+            Inner::Struct(s) => s.append_text(text, policy)?,
             Inner::Unsupported(_) => {
                 let decimal = match kind {
                     ValueKind::List { element } => element.as_ref(),
@@ -616,6 +637,7 @@ impl ColumnBuilder {
             Inner::Uuid(b) => Arc::new(b.finish()),
             Inner::Interval(b) => b.finish(),
             Inner::List(l) => l.finish(),
+            Inner::Struct(s) => s.finish(),
             Inner::Unsupported(b) => Arc::new(b.finish()),
         }
     }

@@ -12,6 +12,7 @@
 //! | `Jsonb` | jsonb | a version byte `1`, then the output text |
 //! | `Numeric` | numeric | base-10000 digits, rendered exactly as `numeric_out` writes them, then parsed as text |
 //! | `Array` | one-dimensional arrays of the above | `array_send`: header, then each element in its own form |
+//! | `Record` | composite types whose attributes all have a form | `record_send`: count, then each attribute in its own form |
 //!
 //! A column of any other type (inet, money, ranges, composites, …), a hinted column
 //! whose type is read natively, and a `uuid` kept as text have no form: a session that
@@ -37,6 +38,8 @@ pub enum BinaryForm {
     Numeric,
     /// array_send of a one-dimensional array whose elements have this form.
     Array(Box<BinaryForm>),
+    /// record_send of a composite type, its attributes in these forms.
+    Record(Vec<BinaryForm>),
 }
 
 /// The form for the snapshot's binary COPY of [`ColumnBuilder::binary_kind`] kinds.
@@ -77,27 +80,16 @@ impl BinaryForm {
             _ => None,
         }
     }
-
-    /// The form of an array column stored as `kind` whose elements have base type
-    /// `element` (resolved). None unless `kind` is a List.
-    pub fn array(element: u32, is_enum: bool, kind: &ValueKind, hinted: bool) -> Option<Self> {
-        match kind {
-            ValueKind::List { element: k } => {
-                Self::scalar(element, is_enum, k, hinted).map(|f| BinaryForm::Array(Box::new(f)))
-            }
-            _ => None,
-        }
-    }
 }
 
 /// A cursor over a binary value; every read is checked.
-struct Reader<'a> {
-    rest: &'a [u8],
-    name: &'static str,
+pub(super) struct Reader<'a> {
+    pub(super) rest: &'a [u8],
+    pub(super) name: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ValueError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], ValueError> {
         if self.rest.len() < n {
             return Err(ValueError::invalid(self.name, "binary value too short"));
         }
@@ -111,12 +103,12 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self) -> Result<i32, ValueError> {
+    pub(super) fn i32(&mut self) -> Result<i32, ValueError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn end(&self) -> Result<(), ValueError> {
+    pub(super) fn end(&self) -> Result<(), ValueError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -304,6 +296,13 @@ impl ColumnBuilder {
                 _ => Err(ValueError::invalid(
                     "array",
                     "an array's binary form for a column that is not a List",
+                )),
+            },
+            BinaryForm::Record(forms) => match &mut self.inner {
+                Inner::Struct(s) => s.append_send(forms, v, policy),
+                _ => Err(ValueError::invalid(
+                    "record",
+                    "a composite's binary form for a column that is not a Struct",
                 )),
             },
         }

@@ -171,6 +171,19 @@ def array_element(v):
     return v
 
 
+RECORD_SPECIAL = set('"\\(),') | set(" \t\n\r\v\f")
+
+
+def record_field(v):
+    """An attribute as record_out writes it: nothing for NULL, quoted (with " and \\
+    doubled) when empty or holding a quote, backslash, parenthesis, comma or white space."""
+    if v is None:
+        return ""
+    if v == "" or any(c in RECORD_SPECIAL for c in v):
+        return '"' + v.replace('\\', '\\\\').replace('"', '""') + '"'
+    return v
+
+
 def ctrunc_div(a, b):
     """C's integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -230,6 +243,12 @@ def render(arr):
         return [None if v is None else fmt_time(to_us(v, t.unit)) for v in raw]
     if pa.types.is_struct(t) and [f.name for f in t] == ["months", "days", "microseconds"]:
         return [None if v is None else fmt_interval(v["months"], v["days"], v["microseconds"]) for v in arr.to_pylist()]
+    if pa.types.is_struct(t):
+        # A composite type: record_out of its attributes' own texts.
+        fields = [render(arr.field(i)) for i in range(t.num_fields)]
+        valid = arr.is_valid().to_pylist()
+        return [None if not valid[i] else "(" + ",".join(record_field(f[i]) for f in fields) + ")"
+                for i in range(len(arr))]
     vals = arr.to_pylist()
     if pa.types.is_boolean(t):
         return [None if v is None else ("t" if v else "f") for v in vals]

@@ -70,9 +70,12 @@ pub fn pgcdc_err(env: &TestEnv, args: &[&str]) -> String {
 /// The source table as sorted text rows.
 pub fn source_rows(env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
     // format('%s') uses each type's output function (bool::text would say "true", not "t").
+    // num_nulls, not IS NULL: a composite whose attributes are all NULL IS NULL too.
     let cols = columns
         .iter()
-        .map(|c| format!("CASE WHEN \"{c}\" IS NULL THEN NULL ELSE format('%s', \"{c}\") END"))
+        .map(|c| {
+            format!("CASE WHEN num_nulls(\"{c}\") = 1 THEN NULL ELSE format('%s', \"{c}\") END")
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut rows = env.rows(&format!("SELECT json_build_array({cols}) FROM \"{table}\""));

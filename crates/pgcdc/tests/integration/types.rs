@@ -322,6 +322,63 @@ const WIRE_COLS: [&str; 37] = [
     "ba", "ua", "ea", "nua", "da",
 ];
 
+/// A second pipeline over the same WAL, on its own slot, publication and lake, that
+/// reads text (`source.binary = false`); returns its lake.
+fn init_text_pipeline(env: &TestEnv) -> std::path::PathBuf {
+    let lake = env.dir().join("text_lake");
+    let args = text_pipeline_args(&lake, "init");
+    pgcdc_ok(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    lake
+}
+
+fn text_pipeline_args(lake: &std::path::Path, command: &str) -> Vec<String> {
+    vec![
+        "--set=source.slot=text_slot".to_string(),
+        "--set=source.publication=text_pub".to_string(),
+        "--set=source.binary=false".to_string(),
+        format!("--set=destination.url={}", lake.display()),
+        command.to_string(),
+    ]
+}
+
+/// Runs the text pipeline and checks that its lake holds the same rows of `table` as
+/// the binary run's (`rows` of them): same values, same change LSNs.
+fn assert_text_pipeline_lands_the_same(
+    env: &TestEnv,
+    lake: &std::path::Path,
+    table: &str,
+    rows: usize,
+) {
+    let args = text_pipeline_args(lake, "run");
+    let log = run_logged(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(log.contains("binary=false"), "{log}");
+    let dir = |lake: &std::path::Path| lake.join("ds").join(table);
+    // Every change has the same LSN in both; snapshot rows differ only in the snapshot's.
+    let canonical = |lake: &std::path::Path| {
+        let mut out: Vec<String> = crate::support::lake_rows(&dir(lake), None)
+            .into_iter()
+            .map(|mut r| {
+                let snapshot = r.get("_pgcdc_op") == Some(&serde_json::json!("snapshot"));
+                r.retain(|k, _| {
+                    !k.starts_with("_pgcdc_")
+                        || k == "_pgcdc_op"
+                        || k == "_pgcdc_toast_unchanged"
+                        || (!snapshot && (k == "_pgcdc_lsn" || k == "_pgcdc_commit_lsn"))
+                });
+                serde_json::Value::Object(r).to_string()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let (binary, text) = (canonical(&env.lake_dir()), canonical(lake));
+    assert_eq!(binary.len(), rows, "rows in the binary run's lake");
+    assert_eq!(
+        binary, text,
+        "binary and text pgoutput landed different rows"
+    );
+}
+
 /// `pgcdc run` with info logs; panics unless it succeeds; returns stderr.
 fn run_logged(env: &TestEnv, args: &[&str]) -> String {
     let out = env.pgcdc_with_env(args, &[("RUST_LOG", "pgcdc=info")]);
@@ -339,21 +396,7 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     env.sql(WIRE);
     configure(&env, Some(&["wire"]), "", "");
     pgcdc_ok(&env, &["init"]);
-    // A second pipeline over the same WAL that reads text.
-    let text_lake = env.dir().join("text_lake");
-    let text_args = [
-        "--set=source.slot=wire_text".to_string(),
-        "--set=source.publication=wire_text".to_string(),
-        "--set=source.binary=false".to_string(),
-        format!("--set=destination.url={}", text_lake.display()),
-    ];
-    let with = |cmd: &str| -> Vec<String> {
-        let mut v: Vec<String> = text_args.to_vec();
-        v.push(cmd.to_string());
-        v
-    };
-    let args = with("init");
-    pgcdc_ok(&env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let text_lake = init_text_pipeline(&env);
     env.sql(
         "INSERT INTO wire SELECT id + 10, b, i2, i4, i8, o, f4, f8, n38, n76, nu, t, vc, c5, nm, j, jb, by,
                 d, tm, ts, tz, u, iv, e, dm, ia, ta, na, jba, tza, bya, ba, ua, ea, nua, da FROM wire;
@@ -367,39 +410,7 @@ fn binary_and_text_pgoutput_land_the_same_values() {
         "the run did not ask for binary values:\n{log}"
     );
     assert_replay_equals_source(&env, "wire", &["id"], &WIRE_COLS);
-    let args = with("run");
-    let out = env.pgcdc_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[("RUST_LOG", "pgcdc=info")],
-    );
-    let text_log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{text_log}");
-    assert!(text_log.contains("binary=false"), "{text_log}");
-    let dir = |lake: &std::path::Path| lake.join("ds").join("wire");
-    let binary_rows = crate::support::lake_rows(&dir(&env.lake_dir()), None);
-    let text_rows = crate::support::lake_rows(&dir(&text_lake), None);
-    // Every change has the same LSN in both; snapshot rows differ only in the snapshot's.
-    let canonical = |rows: &[serde_json::Map<String, serde_json::Value>]| {
-        let mut out: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                let snapshot = r.get("_pgcdc_op") == Some(&serde_json::json!("snapshot"));
-                r.retain(|k, _| {
-                    !k.starts_with("_pgcdc_")
-                        || k == "_pgcdc_op"
-                        || k == "_pgcdc_toast_unchanged"
-                        || (!snapshot && (k == "_pgcdc_lsn" || k == "_pgcdc_commit_lsn"))
-                });
-                serde_json::Value::Object(r).to_string()
-            })
-            .collect();
-        out.sort();
-        out
-    };
-    let (b, t) = (canonical(&binary_rows), canonical(&text_rows));
-    assert_eq!(b.len(), WIRE_ROWS_WRITTEN, "rows in the binary lake");
-    assert_eq!(b, t, "binary and text pgoutput landed different rows");
+    assert_text_pipeline_lands_the_same(&env, &text_lake, "wire", WIRE_ROWS_WRITTEN);
 
     // inet has no binary reader: added, used and dropped again before the run, so the
     // run starts in binary (the catalog shows no inet), meets the Relation with it and
@@ -414,11 +425,14 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     let log = run_logged(&env, &["run"]);
     assert!(log.contains("in text"), "no fallback to text:\n{log}");
     assert_replay_equals_source(&env, "wire", &["id"], &WIRE_COLS);
-    let addr: Vec<_> = crate::support::lake_rows(&dir(&env.lake_dir()), Some(&["id", "addr"]))
-        .into_iter()
-        .filter(|r| r.get("addr").is_some_and(|a| !a.is_null()))
-        .map(|r| r["addr"].clone())
-        .collect();
+    let addr: Vec<_> = crate::support::lake_rows(
+        &env.lake_dir().join("ds").join("wire"),
+        Some(&["id", "addr"]),
+    )
+    .into_iter()
+    .filter(|r| r.get("addr").is_some_and(|a| !a.is_null()))
+    .map(|r| r["addr"].clone())
+    .collect();
     assert_eq!(
         addr,
         vec![serde_json::json!("10.1.2.3/8"), serde_json::json!("::1")]
@@ -435,4 +449,49 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     let mut cols = WIRE_COLS.to_vec();
     cols.push("host");
     assert_replay_equals_source(&env, "wire", &["id"], &cols);
+}
+
+const COMPOSITES: &str = r#"
+CREATE TYPE pt AS (x int, y float8, label text, at timestamptz, amount numeric(12,2), tags text[]);
+CREATE TYPE seg AS (lo pt, hi pt, note varchar(20));
+CREATE TABLE comp (id int PRIMARY KEY, p pt, s seg, ps pt[]);
+INSERT INTO comp VALUES
+  (1, NULL, NULL, NULL),
+  (2, ROW(NULL, NULL, NULL, NULL, NULL, NULL), ROW(NULL, NULL, NULL), '{}'),
+  (3, ROW(1, 1.5, 'plain', '2024-01-01 00:00:00+00', 12.50, '{a,b}'),
+      ROW(ROW(-1, '-Infinity', '', 'infinity', 0, '{}'), ROW(2, 'NaN', 'a "quoted" (paren), comma\back', NULL, -0.01, '{"x y",NULL}'), 'n'),
+      ARRAY[ROW(1, 2, 'one', NULL, NULL, NULL)::pt, NULL, ROW(NULL, NULL, ' lead space', NULL, NULL, '{"{}"}')::pt]),
+  (4, ROW(7, -0, E'tab\there\nnewline ☃ 🎉', '1000-01-01 00:00:00+00 BC', 99.99, ARRAY['', 'NULL']), NULL, ARRAY[NULL]::pt[]);
+"#;
+
+const COMPOSITE_COLS: [&str; 4] = ["id", "p", "s", "ps"];
+
+/// Composite types land as Structs (nested, in arrays, NULL attributes and NULL values
+/// apart), in the snapshot and the stream, binary and text alike, and read back as the
+/// source's own record text.
+#[test]
+fn composite_types_land_as_structs() {
+    let env = TestEnv::new("composites");
+    env.sql(COMPOSITES);
+    configure(&env, Some(&["comp"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    assert_replay_equals_source(&env, "comp", &["id"], &COMPOSITE_COLS);
+    let text_lake = init_text_pipeline(&env);
+    env.sql(
+        "INSERT INTO comp SELECT id + 10, p, s, ps FROM comp;
+         UPDATE comp SET p.label = 'changed', s.note = NULL WHERE id = 13;
+         UPDATE comp SET ps = ps || ROW(9, 9, 'nine', now(), 9, '{9}')::pt WHERE id = 14;
+         DELETE FROM comp WHERE id = 11;",
+    );
+    let log = run_logged(&env, &["run"]);
+    assert!(log.contains("binary=true"), "{log}");
+    assert_replay_equals_source(&env, "comp", &["id"], &COMPOSITE_COLS);
+    // 4 snapshot rows, 4 inserts, 2 updates, 1 delete.
+    assert_text_pipeline_lands_the_same(&env, &text_lake, "comp", 11);
+    assert_parquet_types(
+        &env.lake_dir().join("ds").join("comp"),
+        &[
+            ("p", "pa.struct([('x', pa.int32()), ('y', pa.float64()), ('label', pa.string()), ('at', pa.timestamp('us', tz='UTC')), ('amount', pa.decimal128(12, 2)), ('tags', pa.list_(pa.string()))])"),
+        ],
+    );
 }
