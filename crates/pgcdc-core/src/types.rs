@@ -278,8 +278,12 @@ impl ColumnHint {
         if matches!(natural, ValueKind::List { .. }) && t != HintType::Text {
             return Err("an array column can only be hinted as text".into());
         }
-        if matches!(natural, ValueKind::Struct { .. }) && t != HintType::Text {
-            return Err("a composite-type column can only be hinted as text".into());
+        if matches!(
+            natural,
+            ValueKind::Struct { .. } | ValueKind::Hstore | ValueKind::Vector { .. }
+        ) && t != HintType::Text
+        {
+            return Err("a composite, hstore or vector column can only be hinted as text".into());
         }
         Ok(match t {
             HintType::Text => ValueKind::Text,
@@ -361,6 +365,15 @@ pub enum ValueKind {
     List {
         /// The elements' kind (never itself a list).
         element: Box<ValueKind>,
+    },
+    /// hstore (extension) → Map<Utf8, Utf8>: keys never null, values nullable, entries
+    /// in hstore's own order.
+    Hstore,
+    /// pgvector's `vector(n)` → FixedSizeList<Float32>(n); `vector` without a dimension →
+    /// List<Float32> (field metadata `pgcdc.vector` tells it from a real[]).
+    Vector {
+        /// The declared dimension, when there is one.
+        dim: Option<i32>,
     },
     /// A composite type → Struct with one nullable field per attribute.
     Struct {
@@ -455,6 +468,21 @@ impl ValueKind {
             ValueKind::List { element } => {
                 DataType::List(std::sync::Arc::new(element.arrow_field("item")))
             }
+            ValueKind::Hstore => DataType::Map(
+                std::sync::Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(hstore_fields()),
+                    false,
+                )),
+                false,
+            ),
+            ValueKind::Vector { dim } => {
+                let item = std::sync::Arc::new(Field::new("item", DataType::Float32, true));
+                match dim {
+                    Some(n) => DataType::FixedSizeList(item, *n),
+                    None => DataType::List(item),
+                }
+            }
             ValueKind::Struct { fields } => DataType::Struct(
                 fields
                     .iter()
@@ -470,6 +498,7 @@ impl ValueKind {
         let ext = match self {
             ValueKind::Json => Some("arrow.json"),
             ValueKind::Uuid => Some("arrow.uuid"),
+            ValueKind::Vector { .. } => Some(VECTOR_EXTENSION),
             _ => None,
         };
         match ext {
@@ -480,6 +509,17 @@ impl ValueKind {
             None => field,
         }
     }
+}
+
+/// The extension name on pgvector columns' Arrow fields.
+pub const VECTOR_EXTENSION: &str = "pgcdc.vector";
+
+/// The key and value fields of an hstore map's entries (keys are never null).
+pub fn hstore_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, true),
+    ])
 }
 
 /// The fields of an interval value: `months`, `days`, `microseconds` (never null inside a

@@ -115,30 +115,24 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
             );
         }
         DataType::Struct(_) => record(a.as_struct(), row, out)?,
-        DataType::List(_) => {
-            let l = a.as_list::<i32>();
-            let items = l.value(row);
-            out.push('{');
-            for i in 0..items.len() {
+        DataType::List(_) => array_literal(&a.as_list::<i32>().value(row), out)?,
+        DataType::FixedSizeList(..) => array_literal(&a.as_fixed_size_list().value(row), out)?,
+        DataType::Map(..) => {
+            // hstore_out: "key"=>"value" (or NULL) pairs, ", " apart.
+            let entries = a.as_map().value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            for i in 0..entries.len() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(", ");
                 }
-                if items.is_null(i) {
+                quoted(keys, i, out)?;
+                out.push_str("=>");
+                if values.is_null(i) {
                     out.push_str("NULL");
-                    continue;
+                } else {
+                    quoted(values, i, out)?;
                 }
-                let mut el = String::new();
-                literal(&items, i, &mut el)?;
-                out.push('"');
-                for ch in el.chars() {
-                    if ch == '"' || ch == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(ch);
-                }
-                out.push('"');
             }
-            out.push('}');
         }
         other => {
             return Err(Error::new(
@@ -246,6 +240,39 @@ fn timestamp(out: &mut String, us: i64, tz: bool) {
             }
         }
     }
+}
+
+/// An array literal `{"…",NULL,…}` of `items`' values.
+fn array_literal(items: &ArrayRef, out: &mut String) -> Result<()> {
+    out.push('{');
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        if items.is_null(i) {
+            out.push_str("NULL");
+        } else {
+            quoted(items, i, out)?;
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// `"…"` around a value's literal, with `"` and `\` backslash-escaped (array and hstore
+/// syntax alike).
+fn quoted(a: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
+    let mut el = String::new();
+    literal(a, row, &mut el)?;
+    out.push('"');
+    for ch in el.chars() {
+        if ch == '"' || ch == '\\' {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    Ok(())
 }
 
 /// A composite value as record_out writes it: `(f1,f2,…)`, NULL attributes empty, and

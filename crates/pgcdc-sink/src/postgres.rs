@@ -476,8 +476,10 @@ fn kind_type(kind: &ValueKind) -> String {
         ValueKind::Uuid => "uuid".into(),
         ValueKind::Interval => "interval".into(),
         ValueKind::List { element } => format!("{}[]", kind_type(element)),
-        // A composite's record text (the mirror need not have the source's type).
-        ValueKind::Struct { .. } => "text".into(),
+        // A composite's record text, hstore's text, a vector's floats: the mirror need
+        // not have the source's type or extension.
+        ValueKind::Struct { .. } | ValueKind::Hstore => "text".into(),
+        ValueKind::Vector { .. } => "real[]".into(),
     }
 }
 

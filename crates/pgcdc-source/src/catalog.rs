@@ -21,6 +21,9 @@ use tokio_postgres::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::values::BinaryForm;
 
+/// A column's value kind, and how its binary values are read (None: they cannot be).
+type KindAndForm = (ValueKind, Option<BinaryForm>);
+
 /// How deep composite types nest inside each other before the rest is kept as text.
 const MAX_NESTING: usize = 8;
 
@@ -46,6 +49,17 @@ struct ResolvedType {
     element: Option<u32>,
     /// For a composite type (or a domain over one): its `typrelid`.
     composite: Option<u32>,
+    /// An extension type with a dedicated kind (found by its input function).
+    ext: Option<Ext>,
+}
+
+/// Extension types mapped to their own kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    Hstore,
+    Vector,
+    /// citext: text compared case-insensitively; its send format is its text.
+    Citext,
 }
 
 impl ResolvedType {
@@ -56,6 +70,7 @@ impl ResolvedType {
             is_enum,
             element: None,
             composite: None,
+            ext: None,
         }
     }
 
@@ -147,8 +162,9 @@ impl Catalog {
         for _ in 0..32 {
             let row = client
                 .query_opt(
-                    "SELECT typtype::text, typbasetype, typtypmod, typcategory::text, typelem, typdelim::text, typrelid
-                       FROM pg_type WHERE oid = $1",
+                    "SELECT typtype::text, typbasetype, typtypmod, typcategory::text, typelem, typdelim::text, typrelid,
+                            (SELECT proname::text FROM pg_proc p WHERE p.oid = t.typinput)
+                       FROM pg_type t WHERE oid = $1",
                     &[&current],
                 )
                 .await
@@ -189,7 +205,16 @@ impl Catalog {
                     break;
                 }
                 _ => {
-                    resolved = ResolvedType::scalar(current, typmod, false);
+                    let input: Option<String> = row.get(7);
+                    resolved = ResolvedType {
+                        ext: match input.as_deref() {
+                            Some("hstore_in") => Some(Ext::Hstore),
+                            Some("vector_in") => Some(Ext::Vector),
+                            Some("citextin") => Some(Ext::Citext),
+                            _ => None,
+                        },
+                        ..ResolvedType::scalar(current, typmod, false)
+                    };
                     break;
                 }
             }
@@ -236,10 +261,20 @@ impl Catalog {
         typmod: i32,
         ndims: i32,
         depth: usize,
-    ) -> Pin<Box<dyn Future<Output = Result<(ValueKind, Option<BinaryForm>)>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<KindAndForm>> + Send + 'a>> {
         Box::pin(async move {
             if let Some(relid) = t.composite {
                 return self.composite_kind(client, relid, depth).await;
+            }
+            match t.ext {
+                Some(Ext::Hstore) => return Ok((ValueKind::Hstore, Some(BinaryForm::Hstore))),
+                // vector's typmod is its dimension.
+                Some(Ext::Vector) => {
+                    let dim = (typmod > 0).then_some(typmod);
+                    return Ok((ValueKind::Vector { dim }, Some(BinaryForm::Vector)));
+                }
+                Some(Ext::Citext) => return Ok((ValueKind::Text, Some(BinaryForm::Text))),
+                None => {}
             }
             let Some(element) = t.element else {
                 let kind = ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy);
@@ -273,7 +308,7 @@ impl Catalog {
         client: &Client,
         relid: u32,
         depth: usize,
-    ) -> Result<(ValueKind, Option<BinaryForm>)> {
+    ) -> Result<KindAndForm> {
         if depth >= MAX_NESTING || self.policy.composites == CompositeRepr::Text {
             return Ok((ValueKind::Text, None));
         }

@@ -83,6 +83,7 @@ use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::FieldRef;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
 
+mod ext;
 mod record;
 mod send;
 pub use send::{numeric_send, numeric_text, BinaryForm, NATIVE};
@@ -184,6 +185,8 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         ValueKind::Interval => "interval",
         ValueKind::List { .. } => "array",
         ValueKind::Struct { .. } => "record",
+        ValueKind::Hstore => "hstore",
+        ValueKind::Vector { .. } => "vector",
     }
 }
 
@@ -206,6 +209,8 @@ enum Inner {
     Interval(Box<IntervalBuilder>),
     List(Box<ListBuilder>),
     Struct(Box<record::StructBuilder>),
+    Hstore(Box<ext::HstoreBuilder>),
+    Vector(Box<ext::VectorBuilder>),
     /// A decimal kind Arrow rejects: only nulls can be appended.
     Unsupported(NullBuilder),
 }
@@ -314,6 +319,10 @@ impl ColumnBuilder {
                     }))
                 }
             }
+            ValueKind::Hstore => Inner::Hstore(Box::new(ext::HstoreBuilder::new(capacity))),
+            ValueKind::Vector { dim } => {
+                Inner::Vector(Box::new(ext::VectorBuilder::new(*dim, capacity)))
+            }
             ValueKind::Struct { fields } => {
                 let s = record::StructBuilder::new(fields, capacity);
                 if s.supported() {
@@ -362,6 +371,8 @@ impl ColumnBuilder {
             Inner::Uuid(b) => b.len(),
             Inner::Interval(b) => b.nulls.len(),
             Inner::Struct(s) => s.len(),
+            Inner::Hstore(h) => h.len(),
+            Inner::Vector(v) => v.len(),
             Inner::List(l) => l.nulls.len(),
             Inner::Unsupported(b) => b.len(),
         }
@@ -397,6 +408,8 @@ impl ColumnBuilder {
                 l.nulls.append_null();
             }
             Inner::Struct(s) => s.append_null(),
+            Inner::Hstore(h) => h.append_null(),
+            Inner::Vector(v) => v.append_null(),
             Inner::Unsupported(b) => b.append_null(),
         }
     }
@@ -500,6 +513,8 @@ impl ColumnBuilder {
             },
             Inner::List(l) => l.append_text(text, policy)?,
             Inner::Struct(s) => s.append_text(text, policy)?,
+            Inner::Hstore(h) => h.append_text(text)?,
+            Inner::Vector(v) => v.append_text(text)?,
             Inner::Unsupported(_) => {
                 let decimal = match kind {
                     ValueKind::List { element } => element.as_ref(),
@@ -638,6 +653,8 @@ impl ColumnBuilder {
             Inner::Interval(b) => b.finish(),
             Inner::List(l) => l.finish(),
             Inner::Struct(s) => s.finish(),
+            Inner::Hstore(h) => h.finish(),
+            Inner::Vector(v) => v.finish(),
             Inner::Unsupported(b) => Arc::new(b.finish()),
         }
     }

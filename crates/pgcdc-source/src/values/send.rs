@@ -13,6 +13,7 @@
 //! | `Numeric` | numeric | base-10000 digits, rendered exactly as `numeric_out` writes them, then parsed as text |
 //! | `Array` | one-dimensional arrays of the above | `array_send`: header, then each element in its own form |
 //! | `Record` | composite types whose attributes all have a form | `record_send`: count, then each attribute in its own form |
+//! | `Hstore`, `Vector` | hstore, pgvector's vector | their send formats (see `ext`) |
 //!
 //! A column of any other type (inet, money, ranges, composites, …), a hinted column
 //! whose type is read natively, and a `uuid` kept as text have no form: a session that
@@ -40,6 +41,10 @@ pub enum BinaryForm {
     Array(Box<BinaryForm>),
     /// record_send of a composite type, its attributes in these forms.
     Record(Vec<BinaryForm>),
+    /// hstore_send: the pairs, each key and value length-prefixed.
+    Hstore,
+    /// pgvector's vector_send: dimension, then the float4s.
+    Vector,
 }
 
 /// The form for the snapshot's binary COPY of [`ColumnBuilder::binary_kind`] kinds.
@@ -98,7 +103,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u16(&mut self) -> Result<u16, ValueError> {
+    pub(super) fn u16(&mut self) -> Result<u16, ValueError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
@@ -296,6 +301,20 @@ impl ColumnBuilder {
                 _ => Err(ValueError::invalid(
                     "array",
                     "an array's binary form for a column that is not a List",
+                )),
+            },
+            BinaryForm::Hstore => match &mut self.inner {
+                Inner::Hstore(h) => h.append_send(v),
+                _ => Err(ValueError::invalid(
+                    "hstore",
+                    "an hstore's binary form for another column",
+                )),
+            },
+            BinaryForm::Vector => match &mut self.inner {
+                Inner::Vector(b) => b.append_send(v),
+                _ => Err(ValueError::invalid(
+                    "vector",
+                    "a vector's binary form for another column",
                 )),
             },
             BinaryForm::Record(forms) => match &mut self.inner {

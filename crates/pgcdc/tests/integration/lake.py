@@ -217,13 +217,26 @@ def fmt_interval(months, days, us):
     return out
 
 
-def render(arr):
-    """A pyarrow array → list of PostgreSQL text values (None for null)."""
+def hstore_text(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(arr, field=None):
+    """A pyarrow array → list of PostgreSQL text values (None for null). `field`: the
+    array's schema field, whose metadata marks pgvector columns (`pgcdc.vector`)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     t = arr.type
     if isinstance(t, pa.BaseExtensionType):
         return render(arr.storage)
+    meta = (field.metadata or {}) if field is not None else {}
+    if pa.types.is_fixed_size_list(t) or meta.get(b"ARROW:extension:name") == b"pgcdc.vector":
+        # pgvector: vector_out's [f,f,…] with each float4's shortest text.
+        return [None if v is None else "[" + ",".join(fmt_float(x, 32) for x in v) + "]" for v in arr.to_pylist()]
+    if pa.types.is_map(t):
+        # hstore_out: "k"=>"v" pairs in stored order, ", " apart.
+        return [None if v is None else ", ".join(hstore_text(k) + "=>" + ("NULL" if x is None else hstore_text(x)) for k, x in v)
+                for v in arr.to_pylist()]
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         values = render(arr.values)
         offsets = arr.offsets.to_pylist()
@@ -328,7 +341,7 @@ def load(directory):
         if f.endswith(".parquet"):
             t = pq.read_table(f, filesystem=filesystem)
             see(t.column_names)
-            cols = {c: (t.column(c).to_pylist() if c in RAW_META else render(t.column(c))) for c in t.column_names}
+            cols = {c: (t.column(c).to_pylist() if c in RAW_META else render(t.column(c), t.schema.field(c))) for c in t.column_names}
             for i in range(t.num_rows):
                 rows.append({c: v[i] for c, v in cols.items()})
         else:

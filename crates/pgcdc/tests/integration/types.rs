@@ -495,3 +495,80 @@ fn composite_types_land_as_structs() {
         ],
     );
 }
+
+/// Creates `ext` if this server has it; false (and says so) when it does not.
+fn try_extension(env: &TestEnv, ext: &str) -> bool {
+    let have = env.sql(&format!(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = '{ext}'"
+    ));
+    if have.trim() != "1" {
+        eprintln!("skipping the {ext} part: this PostgreSQL has no {ext} extension");
+        return false;
+    }
+    env.sql(&format!("CREATE EXTENSION {ext}"));
+    true
+}
+
+/// hstore lands as a Map, pgvector's vector as a FixedSizeList<Float32> (a List without
+/// a dimension), citext as text; in the snapshot and the stream, binary and text alike.
+#[test]
+fn extension_types_land_as_maps_vectors_and_text() {
+    let env = TestEnv::new("exttypes");
+    assert!(
+        try_extension(&env, "hstore"),
+        "hstore is in PostgreSQL's contrib"
+    );
+    let citext = try_extension(&env, "citext");
+    let vector = try_extension(&env, "vector");
+    let mut columns = vec!["id", "h", "hs"];
+    let mut ddl = String::from("CREATE TABLE ext (id int PRIMARY KEY, h hstore, hs hstore[]");
+    let mut values = vec![
+        "1, NULL, NULL".to_string(),
+        r#"2, '', '{}'"#.to_string(),
+        r#"3, 'a=>1, b=>NULL, "k y"=>"v \"q\" \\ back", "☃"=>"🎉", ""=>""', ARRAY['x=>1'::hstore, NULL, '']"#.to_string(),
+    ];
+    if citext {
+        columns.push("ci");
+        ddl.push_str(", ci citext");
+        for (v, c) in values.iter_mut().zip(["NULL", "''", "'MiXeD Case ☃'"]) {
+            v.push_str(&format!(", {c}"));
+        }
+    }
+    if vector {
+        columns.extend(["v3", "vn"]);
+        ddl.push_str(", v3 vector(3), vn vector");
+        for (v, c) in values.iter_mut().zip([
+            "NULL, NULL",
+            "'[0,-0,1e-45]', '[1]'",
+            "'[1.5,-2.25,3.4028235e+38]', '[0.1,0.2,0.3,0.4,1e-05]'",
+        ]) {
+            v.push_str(&format!(", {c}"));
+        }
+    }
+    ddl.push_str(");\n");
+    for v in &values {
+        ddl.push_str(&format!("INSERT INTO ext VALUES ({v});\n"));
+    }
+    env.sql(&ddl);
+    configure(&env, Some(&["ext"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    assert_replay_equals_source(&env, "ext", &["id"], &columns);
+    let text_lake = init_text_pipeline(&env);
+    let cols = columns[1..].join(", ");
+    env.sql(&format!(
+        "INSERT INTO ext SELECT id + 10, {cols} FROM ext;
+         UPDATE ext SET h = h || 'added=>x'::hstore WHERE id = 13;
+         DELETE FROM ext WHERE id = 11;"
+    ));
+    let log = run_logged(&env, &["run"]);
+    assert!(log.contains("binary=true"), "{log}");
+    assert_replay_equals_source(&env, "ext", &["id"], &columns);
+    // 3 snapshot rows, 3 inserts, 1 update, 1 delete.
+    assert_text_pipeline_lands_the_same(&env, &text_lake, "ext", 8);
+    let mut types = vec![("h", "pa.map_(pa.string(), pa.string())")];
+    if vector {
+        types.push(("v3", "pa.list_(pa.float32(), 3)"));
+        types.push(("vn", "pa.list_(pa.float32())"));
+    }
+    assert_parquet_types(&env.lake_dir().join("ds").join("ext"), &types);
+}
