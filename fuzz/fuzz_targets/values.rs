@@ -45,6 +45,11 @@ fn kinds() -> Vec<ValueKind> {
         all.push(pair(&w[0], &w[1]));
     }
     all.push(pair(&pair(&ValueKind::Int32, &ValueKind::Text), &ValueKind::List { element: Box::new(ValueKind::Text) }));
+    all.extend([
+        ValueKind::Hstore,
+        ValueKind::Vector { dim: Some(3) },
+        ValueKind::Vector { dim: None },
+    ]);
     all
 }
 
@@ -62,11 +67,13 @@ fuzz_target!(|data: &[u8]| {
     // Binary values in every form (as binary COPY and binary pgoutput send them), the
     // forms that do not fit the kind included: those must be errors too.
     let scalar = [BinaryForm::Native, BinaryForm::Text, BinaryForm::Jsonb, BinaryForm::Numeric];
-    let pick = usize::from(mode >> 2) % 10;
+    let pick = usize::from(mode >> 2) % 12;
     let form = match scalar.get(pick) {
         Some(f) => f.clone(),
         None if pick < 8 => BinaryForm::Array(Box::new(scalar[pick % 4].clone())),
         None if pick == 8 => BinaryForm::Record(vec![scalar[1].clone(), scalar[3].clone()]),
+        None if pick == 10 => BinaryForm::Hstore,
+        None if pick == 11 => BinaryForm::Vector,
         None => BinaryForm::Record(vec![BinaryForm::Record(vec![BinaryForm::Native, BinaryForm::Text]), BinaryForm::Array(Box::new(BinaryForm::Text))]),
     };
     let ok = if mode & 1 == 1 {

@@ -20,6 +20,9 @@
 //! | FixedSizeBinary(16) (uuid) | string                 | canonical text (Delta has no uuid)    |
 //! | interval struct            | struct<months, days, microseconds> |                           |
 //! | List(x)                    | array<x>               | element as above                      |
+//! | FixedSizeList(x) (vector)  | array<x>               |                                       |
+//! | Map(k, v) (hstore)         | map<k, v>              |                                       |
+//! | Struct (composite)         | struct<…>              | fields as above                       |
 //!
 //! Every Delta column is nullable (a dropped source column keeps its place, NULL in new rows).
 
@@ -64,11 +67,33 @@ pub fn delta_type(t: &DataType) -> Result<DataType> {
                 .collect::<Result<_>>()?;
             DataType::Struct(Fields::from(fields))
         }
-        DataType::List(f) => DataType::List(Arc::new(Field::new(
+        DataType::List(f) | DataType::FixedSizeList(f, _) => DataType::List(Arc::new(Field::new(
             "element",
             delta_type(f.data_type())?,
             true,
         ))),
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(Error::new(
+                    ErrorKind::Encode,
+                    format!("the Delta mirror cannot store Arrow type {t}"),
+                ));
+            };
+            let (Some(k), Some(v)) = (kv.first(), kv.get(1)) else {
+                return Err(Error::new(
+                    ErrorKind::Encode,
+                    format!("the Delta mirror cannot store Arrow type {t}"),
+                ));
+            };
+            let kv = Fields::from(vec![
+                Field::new("key", delta_type(k.data_type())?, false),
+                Field::new("value", delta_type(v.data_type())?, true),
+            ]);
+            DataType::Map(
+                Arc::new(Field::new("key_value", DataType::Struct(kv), false)),
+                false,
+            )
+        }
         other => {
             return Err(Error::new(
                 ErrorKind::Encode,
@@ -144,6 +169,51 @@ pub fn to_delta(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
                 l.offsets().clone(),
                 values,
                 l.nulls().cloned(),
+            )?))
+        }
+        (DataType::FixedSizeList(_, n), DataType::List(to_item)) => {
+            let l = array.as_fixed_size_list();
+            let values = to_delta(l.values(), to_item.data_type())?;
+            let n = usize::try_from(*n).unwrap_or(0);
+            Ok(Arc::new(ListArray::try_new(
+                Arc::clone(to_item),
+                arrow_buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(n, l.len())),
+                values,
+                l.nulls().cloned(),
+            )?))
+        }
+        (DataType::Struct(_), DataType::Struct(to_fields)) => {
+            let s = array.as_struct();
+            let columns = s
+                .columns()
+                .iter()
+                .zip(to_fields.iter())
+                .map(|(c, f)| to_delta(c, f.data_type()))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Arc::new(arrow_array::StructArray::try_new(
+                to_fields.clone(),
+                columns,
+                s.nulls().cloned(),
+            )?))
+        }
+        (DataType::Map(_, _), DataType::Map(to_entries, sorted)) => {
+            let m = array.as_map();
+            let DataType::Struct(kv) = to_entries.data_type() else {
+                return Err(Error::new(
+                    ErrorKind::Encode,
+                    "a Delta map without key and value",
+                ));
+            };
+            let entries = to_delta(
+                &(Arc::new(m.entries().clone()) as ArrayRef),
+                &DataType::Struct(kv.clone()),
+            )?;
+            Ok(Arc::new(arrow_array::MapArray::try_new(
+                Arc::clone(to_entries),
+                m.offsets().clone(),
+                entries.as_struct().clone(),
+                m.nulls().cloned(),
+                *sorted,
             )?))
         }
         _ => Ok(arrow_cast::cast(array, to)?),

@@ -529,6 +529,95 @@ mod tests {
     }
 
     #[test]
+    fn hstore_vector_and_record_binary_forms_give_the_text_paths_values() {
+        let mut hs = 3i32.to_be_bytes().to_vec();
+        for (k, v) in [
+            (&b"a"[..], Some(&b"1"[..])),
+            (b"k y", Some(b"v \"q\" \\")),
+            (b"n", None),
+        ] {
+            hs.extend_from_slice(&(k.len() as i32).to_be_bytes());
+            hs.extend_from_slice(k);
+            match v {
+                Some(v) => {
+                    hs.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    hs.extend_from_slice(v);
+                }
+                None => hs.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        both(
+            ValueKind::Hstore,
+            &BinaryForm::Hstore,
+            &[
+                (br#""a"=>"1", "k y"=>"v \"q\" \\", "n"=>NULL"#, hs),
+                (b"", 0i32.to_be_bytes().to_vec()),
+            ],
+        );
+        let vector = |fs: &[f32]| {
+            let mut v = (fs.len() as u16).to_be_bytes().to_vec();
+            v.extend_from_slice(&[0, 0]);
+            for f in fs {
+                v.extend_from_slice(&f.to_be_bytes());
+            }
+            v
+        };
+        both(
+            ValueKind::Vector { dim: Some(3) },
+            &BinaryForm::Vector,
+            &[(b"[1.5,-0,1e-45]", vector(&[1.5, -0.0, 1e-45]))],
+        );
+        both(
+            ValueKind::Vector { dim: None },
+            &BinaryForm::Vector,
+            &[
+                (b"[1]", vector(&[1.0])),
+                (b"[0.1,0.2]", vector(&[0.1, 0.2])),
+            ],
+        );
+        let fields = vec![
+            pgcdc_core::StructField {
+                name: "x".into(),
+                kind: ValueKind::Int32,
+            },
+            pgcdc_core::StructField {
+                name: "t".into(),
+                kind: ValueKind::Text,
+            },
+        ];
+        let mut rec = 2i32.to_be_bytes().to_vec();
+        for (oid, v) in [
+            (23i32, 7i32.to_be_bytes().to_vec()),
+            (25, b"a \"b\"".to_vec()),
+        ] {
+            rec.extend_from_slice(&oid.to_be_bytes());
+            rec.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            rec.extend_from_slice(&v);
+        }
+        let mut nulls = 2i32.to_be_bytes().to_vec();
+        for oid in [23i32, 25] {
+            nulls.extend_from_slice(&oid.to_be_bytes());
+            nulls.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        both(
+            ValueKind::Struct { fields },
+            &BinaryForm::Record(vec![BinaryForm::Native, BinaryForm::Text]),
+            &[(br#"(7,"a ""b""")"#, rec), (b"(,)", nulls)],
+        );
+        // A vector of the wrong dimension and a NaN are errors in both forms.
+        let policy = ValuePolicy::default();
+        let mut b = ColumnBuilder::new(ValueKind::Vector { dim: Some(2) }, 1);
+        assert!(b.append_text(b"[1]", &policy).is_err());
+        assert!(b
+            .append_send(&BinaryForm::Vector, &vector(&[1.0]), &policy)
+            .is_err());
+        assert!(b
+            .append_send(&BinaryForm::Vector, &vector(&[f32::NAN, 1.0]), &policy)
+            .is_err());
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
     fn binary_arrays_that_do_not_fit_a_list_give_the_text_paths_errors() {
         let policy = ValuePolicy::default();
         let form = BinaryForm::Array(Box::new(BinaryForm::Native));
