@@ -18,6 +18,7 @@ use super::send::Reader;
 use super::{BinaryForm, ColumnBuilder, ValueError};
 
 const NAME: &str = "record";
+const TOO_MANY: &str = "more attributes than the composite type has now (one was dropped since?); set types.composites = \"text\"";
 
 /// The parts of a Struct column: a child builder per attribute and a validity bit per row.
 pub(super) struct StructBuilder {
@@ -79,19 +80,19 @@ impl StructBuilder {
         self.end_row(result)
     }
 
-    /// Closes the row: valid, or (after an error) NULL with every child padded to it.
+    /// Closes the row with every child padded to it (attributes a shorter value lacks
+    /// are NULL): valid, or NULL after an error.
     fn end_row(&mut self, result: Result<(), ValueError>) -> Result<(), ValueError> {
-        if result.is_ok() {
-            self.nulls.append_non_null();
-            return Ok(());
-        }
         let len = self.nulls.len() + 1;
         for c in &mut self.children {
             while c.len() < len {
                 c.append_null();
             }
         }
-        self.nulls.append_null();
+        match result {
+            Ok(()) => self.nulls.append_non_null(),
+            Err(_) => self.nulls.append_null(),
+        }
         result
     }
 
@@ -141,13 +142,10 @@ impl StructBuilder {
             }
             match body.get(i) {
                 Some(b',') if n + 1 < count => i += 1,
-                None if n + 1 == count => {}
-                _ => {
-                    return Err(ValueError::invalid(
-                        NAME,
-                        "attribute count differs from the composite type's",
-                    ))
-                }
+                // A value written before ALTER TYPE … ADD ATTRIBUTE: the rest is NULL
+                // (end_row pads the children), as PostgreSQL itself reads it.
+                None => break,
+                _ => return Err(ValueError::invalid(NAME, TOO_MANY)),
             }
         }
         if count == 0 && !body.is_empty() {
@@ -171,13 +169,12 @@ impl StructBuilder {
         };
         let count = usize::try_from(r.i32()?)
             .map_err(|_| ValueError::invalid(NAME, "negative attribute count"))?;
-        if count != self.children.len() || forms.len() != count {
-            return Err(ValueError::invalid(
-                NAME,
-                "attribute count differs from the composite type's",
-            ));
+        // Fewer attributes: a value from before ALTER TYPE … ADD ATTRIBUTE (the rest is
+        // NULL, padded by end_row).
+        if count > self.children.len() || forms.len() != self.children.len() {
+            return Err(ValueError::invalid(NAME, TOO_MANY));
         }
-        for (child, form) in self.children.iter_mut().zip(forms) {
+        for (child, form) in self.children.iter_mut().zip(forms).take(count) {
             let _type_oid = r.i32()?;
             match r.i32()? {
                 -1 => child.append_null(),
