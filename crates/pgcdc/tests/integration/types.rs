@@ -507,9 +507,9 @@ fn composite_types_land_as_structs() {
     let p_of = |id: i64| {
         crate::support::lake_rows(&dir, Some(&["id", "p"]))
             .into_iter()
-            .filter(|r| r["id"] == serde_json::json!(id.to_string()))
+            .rev()
+            .find(|r| r["id"] == serde_json::json!(id.to_string()))
             .map(|r| r["p"].clone())
-            .last()
     };
     assert_eq!(p_of(30), Some(serde_json::json!("(30,3,before,,3.00,{},)")));
     assert_eq!(p_of(31), Some(serde_json::json!("(31,3,after,,3.00,{},7)")));
