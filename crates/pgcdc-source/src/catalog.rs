@@ -1,8 +1,9 @@
 //! Turns a relation as pgoutput describes it into a [`TableSchema`]: resolves domains to
 //! their base types, marks enums and finds array element types (one catalog query per
-//! new type, cached), turns composite types into Structs of their attributes, reads the declared dimensions of array columns (one query per
-//! relation that has any), picks the key columns, and applies `include_columns` and the
-//! column hints (`[columns.<table>.<column>]`).
+//! new type, cached), turns composite types into Structs of their attributes, reads the
+//! declared dimensions of array columns (one query per relation that has any), picks the
+//! key columns, and applies `include_columns` and the column hints
+//! (`[columns.<table>.<column>]`).
 //!
 //! The catalog is read at the time the Relation message arrives, not at the WAL position
 //! it describes; a type dropped since falls back to text, which is always exact.

@@ -73,13 +73,10 @@ pub fn delta_type(t: &DataType) -> Result<DataType> {
             true,
         ))),
         DataType::Map(entries, _) => {
-            let DataType::Struct(kv) = entries.data_type() else {
-                return Err(Error::new(
-                    ErrorKind::Encode,
-                    format!("the Delta mirror cannot store Arrow type {t}"),
-                ));
-            };
-            let (Some(k), Some(v)) = (kv.first(), kv.get(1)) else {
+            let (Some(k), Some(v)) = (match entries.data_type() {
+                DataType::Struct(kv) => (kv.first(), kv.get(1)),
+                _ => (None, None),
+            }) else {
                 return Err(Error::new(
                     ErrorKind::Encode,
                     format!("the Delta mirror cannot store Arrow type {t}"),
