@@ -45,6 +45,15 @@ fn kinds() -> Vec<ValueKind> {
         all.push(pair(&w[0], &w[1]));
     }
     all.push(pair(&pair(&ValueKind::Int32, &ValueKind::Text), &ValueKind::List { element: Box::new(ValueKind::Text) }));
+    // Ranges and multiranges of each scalar kind; 2-D and 3-D arrays.
+    for k in &scalar {
+        all.push(ValueKind::Range { element: Box::new(k.clone()) });
+        all.push(ValueKind::Multirange { element: Box::new(k.clone()) });
+    }
+    for n in [2, 3] {
+        all.push(ValueKind::array_of(ValueKind::Int32, n, &ValuePolicy::default()));
+        all.push(ValueKind::array_of(ValueKind::Text, n, &ValuePolicy::default()));
+    }
     all.extend([
         ValueKind::Hstore,
         ValueKind::Vector { dim: Some(3) },
@@ -67,13 +76,15 @@ fuzz_target!(|data: &[u8]| {
     // Binary values in every form (as binary COPY and binary pgoutput send them), the
     // forms that do not fit the kind included: those must be errors too.
     let scalar = [BinaryForm::Native, BinaryForm::Text, BinaryForm::Jsonb, BinaryForm::Numeric];
-    let pick = usize::from(mode >> 2) % 12;
+    let pick = usize::from(mode >> 2) % 20;
     let form = match scalar.get(pick) {
         Some(f) => f.clone(),
         None if pick < 8 => BinaryForm::Array(Box::new(scalar[pick % 4].clone())),
         None if pick == 8 => BinaryForm::Record(vec![scalar[1].clone(), scalar[3].clone()]),
         None if pick == 10 => BinaryForm::Hstore,
         None if pick == 11 => BinaryForm::Vector,
+        None if (12..16).contains(&pick) => BinaryForm::Range(Box::new(scalar[pick % 4].clone())),
+        None if pick >= 16 => BinaryForm::Multirange(Box::new(scalar[pick % 4].clone())),
         None => BinaryForm::Record(vec![BinaryForm::Record(vec![BinaryForm::Native, BinaryForm::Text]), BinaryForm::Array(Box::new(BinaryForm::Text))]),
     };
     let ok = if mode & 1 == 1 {
@@ -86,13 +97,13 @@ fuzz_target!(|data: &[u8]| {
         let a = b.finish();
         assert_eq!(a.len(), 1);
         assert_eq!(a.data_type(), &kind.arrow_type());
-    } else if matches!(kind, ValueKind::Struct { .. }) {
-        // A failed composite is a NULL row, its attributes padded to it (or nothing, for
+    } else if matches!(kind, ValueKind::Struct { .. } | ValueKind::Range { .. }) {
+        // A failed composite or range is a NULL row, its attributes padded to it (or nothing, for
         // a composite Arrow cannot hold).
         let n = b.len();
         assert!(n <= 1);
         assert_eq!(b.finish().len(), n);
-    } else if !matches!(kind, ValueKind::List { .. }) {
+    } else if !matches!(kind, ValueKind::List { .. } | ValueKind::Multirange { .. }) {
         // A failed append leaves scalar builders unchanged.
         assert_eq!(b.len(), 0);
     }

@@ -43,6 +43,26 @@ pub mod oid {
     /// OIDs below this are assigned by `initdb` (built-in types).
     pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
+    /// The subtype of a built-in range type, and whether the OID is its multirange
+    /// (`pg_range.rngsubtype`, `rngmultitypid`), or None.
+    pub fn range_subtype(t: u32) -> Option<(u32, bool)> {
+        Some(match t {
+            3904 => (INT4, false),
+            3906 => (NUMERIC, false),
+            3908 => (TIMESTAMP, false),
+            3910 => (TIMESTAMPTZ, false),
+            3912 => (DATE, false),
+            3926 => (INT8, false),
+            4451 => (INT4, true),
+            4532 => (NUMERIC, true),
+            4533 => (TIMESTAMP, true),
+            4534 => (TIMESTAMPTZ, true),
+            4535 => (DATE, true),
+            4536 => (INT8, true),
+            _ => return None,
+        })
+    }
+
     /// The element type of a built-in array type (`pg_type.typelem` for the `_name`
     /// types), or None. Arrays of types whose array delimiter is not `,` (box) are left
     /// out: they stay text.
@@ -80,6 +100,18 @@ pub mod oid {
             775 => 774,   // macaddr8
             1561 => 1560, // bit
             1563 => 1562, // varbit
+            3905 => 3904, // int4range
+            3907 => 3906, // numrange
+            3909 => 3908, // tsrange
+            3911 => 3910, // tstzrange
+            3913 => 3912, // daterange
+            3927 => 3926, // int8range
+            6150 => 4451, // int4multirange
+            6151 => 4532, // nummultirange
+            6152 => 4533, // tsmultirange
+            6153 => 4534, // tstzmultirange
+            6155 => 4535, // datemultirange
+            6157 => 4536, // int8multirange
             _ => return None,
         })
     }
@@ -280,6 +312,13 @@ impl ColumnHint {
         }
         if matches!(
             natural,
+            ValueKind::Range { .. } | ValueKind::Multirange { .. }
+        ) && t != HintType::Text
+        {
+            return Err("a range or multirange column can only be hinted as text".into());
+        }
+        if matches!(
+            natural,
             ValueKind::Struct { .. } | ValueKind::Hstore | ValueKind::Vector { .. }
         ) && t != HintType::Text
         {
@@ -361,9 +400,23 @@ pub enum ValueKind {
     /// Interval(MonthDayNano): Parquet cannot store that type, and its INTERVAL type
     /// is unsigned milliseconds (no negative intervals, no microseconds).
     Interval,
-    /// A one-dimensional array → List of the element's kind (NULL elements kept).
+    /// An array → List of the element's kind (NULL elements kept); a column declared
+    /// with n dimensions (`int[][]`) is n nested Lists.
     List {
-        /// The elements' kind (never itself a list).
+        /// The elements' kind: a List again for each further dimension.
+        element: Box<ValueKind>,
+    },
+    /// A range type → Struct<lower, upper, lower_inclusive, upper_inclusive, empty>
+    /// ([`range_fields`]): the bounds of the subtype's kind, NULL when unbounded (as
+    /// PostgreSQL's `lower()`/`upper()`), and the flags of `lower_inc()`, `upper_inc()`,
+    /// `isempty()`.
+    Range {
+        /// The subtype's kind.
+        element: Box<ValueKind>,
+    },
+    /// A multirange type → List of its ranges' Struct (the item field named `range`).
+    Multirange {
+        /// The subtype's kind.
         element: Box<ValueKind>,
     },
     /// hstore (extension) → Map<Utf8, Utf8>: keys never null, values nullable, entries
@@ -429,17 +482,30 @@ impl ValueKind {
     }
 
     /// The kind for an array column whose elements have `element` kind, under `policy`:
-    /// a List, or the exact text when arrays are configured as text, the column is
-    /// declared with more than one dimension (`ndims`), or the element is itself a list.
+    /// `ndims` (the declared dimensions, at least 1) nested Lists, or the exact text when
+    /// arrays are configured as text, there are more than [`MAX_ARRAY_DIMS`], or the
+    /// element is itself a list.
     pub fn array_of(element: ValueKind, ndims: i32, policy: &ValuePolicy) -> ValueKind {
         if policy.arrays == ArrayRepr::Text
-            || ndims > 1
+            || ndims > MAX_ARRAY_DIMS
             || matches!(element, ValueKind::List { .. })
         {
             return ValueKind::Text;
         }
-        ValueKind::List {
-            element: Box::new(element),
+        let mut kind = element;
+        for _ in 0..ndims.max(1) {
+            kind = ValueKind::List {
+                element: Box::new(kind),
+            };
+        }
+        kind
+    }
+
+    /// How many nested Lists this kind is (an array's declared dimensions), 0 if none.
+    pub fn list_depth(&self) -> usize {
+        match self {
+            ValueKind::List { element } => 1 + element.list_depth(),
+            _ => 0,
         }
     }
 
@@ -467,6 +533,10 @@ impl ValueKind {
             ValueKind::Interval => DataType::Struct(interval_fields()),
             ValueKind::List { element } => {
                 DataType::List(std::sync::Arc::new(element.arrow_field("item")))
+            }
+            ValueKind::Range { element } => DataType::Struct(range_fields(element)),
+            ValueKind::Multirange { element } => {
+                DataType::List(std::sync::Arc::new(multirange_item(element)))
             }
             ValueKind::Hstore => DataType::Map(
                 std::sync::Arc::new(Field::new(
@@ -521,6 +591,37 @@ pub fn hstore_fields() -> Fields {
         Field::new("value", DataType::Utf8, true),
     ])
 }
+
+/// The fields of a range of `element`: `lower` and `upper` (NULL: unbounded, or the
+/// range is empty), then `lower_inclusive`, `upper_inclusive` and `empty` (never null
+/// inside a non-null range).
+pub fn range_fields(element: &ValueKind) -> Fields {
+    Fields::from(vec![
+        element.arrow_field("lower"),
+        element.arrow_field("upper"),
+        Field::new("lower_inclusive", DataType::Boolean, false),
+        Field::new("upper_inclusive", DataType::Boolean, false),
+        Field::new("empty", DataType::Boolean, false),
+    ])
+}
+
+/// The item field of a multirange's List: `range`, a Struct of [`range_fields`] (the
+/// name tells a multirange from an array of ranges, whose item is `item`).
+pub fn multirange_item(element: &ValueKind) -> Field {
+    Field::new("range", DataType::Struct(range_fields(element)), true)
+}
+
+/// The names of [`range_fields`], in order (how writers recognise a range).
+pub const RANGE_FIELD_NAMES: [&str; 5] = [
+    "lower",
+    "upper",
+    "lower_inclusive",
+    "upper_inclusive",
+    "empty",
+];
+
+/// Arrays declared with more dimensions than this keep their text.
+pub const MAX_ARRAY_DIMS: i32 = 6;
 
 /// The fields of an interval value: `months`, `days`, `microseconds` (never null inside a
 /// non-null interval).
@@ -648,7 +749,7 @@ mod tests {
     }
 
     #[test]
-    fn arrays_are_lists_unless_multidimensional_or_configured_as_text() {
+    fn arrays_are_nested_lists_unless_configured_as_text() {
         let pol = ValuePolicy::default();
         let int4 = oid::array_element(1007).unwrap();
         let k = ValueKind::array_of(ValueKind::for_type(int4, -1, false, &pol), 1, &pol);
@@ -660,8 +761,17 @@ mod tests {
                 true
             )))
         );
+        let two = ValueKind::array_of(ValueKind::Int32, 2, &pol);
+        assert_eq!(two.list_depth(), 2);
         assert_eq!(
-            ValueKind::array_of(ValueKind::Int32, 2, &pol),
+            two,
+            ValueKind::List {
+                element: Box::new(k.clone())
+            }
+        );
+        assert_eq!(ValueKind::array_of(ValueKind::Int32, 0, &pol), k);
+        assert_eq!(
+            ValueKind::array_of(ValueKind::Int32, MAX_ARRAY_DIMS + 1, &pol),
             ValueKind::Text
         );
         let text = ValuePolicy {

@@ -114,7 +114,27 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
                 us.value(row)
             );
         }
+        DataType::Struct(fields)
+            if fields
+                .iter()
+                .map(|f| f.name().as_str())
+                .eq(pgcdc_core::types::RANGE_FIELD_NAMES) =>
+        {
+            range(a.as_struct(), row, out)?
+        }
         DataType::Struct(_) => record(a.as_struct(), row, out)?,
+        DataType::List(item) if item.name() == "range" => {
+            // A multirange: `{` ranges `,` `}`, unquoted.
+            let ranges = a.as_list::<i32>().value(row);
+            out.push('{');
+            for i in 0..ranges.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                literal(&ranges, i, out)?;
+            }
+            out.push('}');
+        }
         DataType::List(_) => array_literal(&a.as_list::<i32>().value(row), out)?,
         DataType::FixedSizeList(..) => array_literal(&a.as_fixed_size_list().value(row), out)?,
         DataType::Map(..) => {
@@ -155,9 +175,21 @@ fn float(out: &mut String, v: f64, single: bool) {
         out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
     } else if single {
         // Shortest text that reads back as the same f32.
-        push(out, v as f32);
+        shortest(out, format!("{:e}", v as f32), || (v as f32).to_string(), 6);
     } else {
-        push(out, v);
+        shortest(out, format!("{v:e}"), || v.to_string(), 15);
+    }
+}
+
+/// float4out/float8out's layout of the shortest round-trip digits (`sci`, Rust's `{:e}`):
+/// scientific (`1.5e+300`, `1e-05`) below 1e-4 and from 10^`digits`, else `fixed`.
+fn shortest(out: &mut String, sci: String, fixed: impl Fn() -> String, digits: i32) {
+    match sci.split_once('e').map(|(m, e)| (m, e.parse::<i32>())) {
+        Some((mantissa, Ok(exp))) if exp < -4 || exp >= digits => {
+            let sign = if exp < 0 { '-' } else { '+' };
+            let _ = write!(out, "{mantissa}e{sign}{:02}", exp.unsigned_abs());
+        }
+        _ => out.push_str(&fixed()),
     }
 }
 
@@ -242,8 +274,10 @@ fn timestamp(out: &mut String, us: i64, tz: bool) {
     }
 }
 
-/// An array literal `{"…",NULL,…}` of `items`' values.
+/// An array literal `{"…",NULL,…}` of `items`' values; items that are Lists themselves
+/// (a multi-dimensional array) are sub-arrays `{…}`, unquoted.
 fn array_literal(items: &ArrayRef, out: &mut String) -> Result<()> {
+    let nested = matches!(items.data_type(), DataType::List(f) if f.name() != "range");
     out.push('{');
     for i in 0..items.len() {
         if i > 0 {
@@ -251,6 +285,8 @@ fn array_literal(items: &ArrayRef, out: &mut String) -> Result<()> {
         }
         if items.is_null(i) {
             out.push_str("NULL");
+        } else if nested {
+            array_literal(&items.as_list::<i32>().value(i), out)?;
         } else {
             quoted(items, i, out)?;
         }
@@ -272,6 +308,53 @@ fn quoted(a: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
         out.push(ch);
     }
     out.push('"');
+    Ok(())
+}
+
+/// A range as range_out writes it: `empty`, or `[`/`(`, the bounds quoted (nothing for
+/// an unbounded side), `]`/`)`.
+fn range(s: &arrow_array::StructArray, row: usize, out: &mut String) -> Result<()> {
+    let flag = |i: usize| {
+        s.column(i)
+            .as_boolean_opt()
+            .map(|b| b.value(row))
+            .ok_or_else(|| Error::new(ErrorKind::Encode, "a range's flags are not booleans"))
+    };
+    if flag(4)? {
+        out.push_str("empty");
+        return Ok(());
+    }
+    out.push(if flag(2)? { '[' } else { '(' });
+    for (i, bound) in [s.column(0), s.column(1)].into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if !bound.is_null(row) {
+            // range_bound_escape: quoted when empty or holding a quote, backslash,
+            // bracket, parenthesis, comma or white space, with " and \ doubled.
+            let mut text = String::new();
+            literal(bound, row, &mut text)?;
+            let quote = text.is_empty()
+                || text.chars().any(|c| {
+                    matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',')
+                        || c.is_ascii_whitespace()
+                        || c == '\x0b'
+                });
+            if quote {
+                out.push('"');
+            }
+            for ch in text.chars() {
+                if quote && (ch == '"' || ch == '\\') {
+                    out.push(ch);
+                }
+                out.push(ch);
+            }
+            if quote {
+                out.push('"');
+            }
+        }
+    }
+    out.push(if flag(3)? { ']' } else { ')' });
     Ok(())
 }
 
@@ -340,11 +423,30 @@ mod tests {
                 -0.0,
                 f64::NAN,
                 f64::NEG_INFINITY,
-                1e300
+                1e300,
+                -1.5e-5,
+                123456789012345.0,
+                1e15,
+                0.0001,
             ]))),
-            ["0.1", "-0", "NaN", "-Infinity", &format!("{}", 1e300)]
+            [
+                "0.1",
+                "-0",
+                "NaN",
+                "-Infinity",
+                "1e+300",
+                "-1.5e-05",
+                "123456789012345",
+                "1e+15",
+                "0.0001"
+            ]
         );
-        assert_eq!(text(Arc::new(Float32Array::from(vec![0.1f32]))), ["0.1"]);
+        assert_eq!(
+            text(Arc::new(Float32Array::from(vec![
+                0.1f32, 1234567.0, 123456.0
+            ]))),
+            ["0.1", "1.234567e+06", "123456"]
+        );
         assert_eq!(
             text(Arc::new(StringArray::from(vec![Some("a\tb\\c\nd"), None]))),
             ["a\\tb\\\\c\\nd", "\\N"]

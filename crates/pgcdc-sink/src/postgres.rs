@@ -478,7 +478,10 @@ fn kind_type(kind: &ValueKind) -> String {
         ValueKind::List { element } => format!("{}[]", kind_type(element)),
         // A composite's record text, hstore's text, a vector's floats: the mirror need
         // not have the source's type or extension.
-        ValueKind::Struct { .. } | ValueKind::Hstore => "text".into(),
+        ValueKind::Struct { .. }
+        | ValueKind::Hstore
+        | ValueKind::Range { .. }
+        | ValueKind::Multirange { .. } => "text".into(),
         ValueKind::Vector { .. } => "real[]".into(),
     }
 }

@@ -52,6 +52,8 @@ struct ResolvedType {
     composite: Option<u32>,
     /// An extension type with a dedicated kind (found by its input function).
     ext: Option<Ext>,
+    /// For a range type: its subtype, unresolved, and whether it is the multirange.
+    range: Option<(u32, bool)>,
 }
 
 /// Extension types mapped to their own kinds.
@@ -72,6 +74,7 @@ impl ResolvedType {
             element: None,
             composite: None,
             ext: None,
+            range: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl ResolvedType {
     fn builtin(base: u32, typmod: Option<i32>) -> Self {
         ResolvedType {
             element: oid::array_element(base),
+            range: oid::range_subtype(base),
             ..Self::scalar(base, typmod, false)
         }
     }
@@ -196,6 +200,13 @@ impl Catalog {
                     };
                     break;
                 }
+                "r" | "m" => {
+                    resolved = ResolvedType {
+                        range: Self::range_subtype(client, current, typtype == "m").await?,
+                        ..ResolvedType::scalar(current, None, false)
+                    };
+                    break;
+                }
                 // An array of a user type (enum, domain, composite…) with the usual
                 // delimiter; others keep their text.
                 "b" if category == "A" && elem != 0 && delim == "," => {
@@ -222,6 +233,20 @@ impl Catalog {
         }
         self.types.insert(type_oid, resolved);
         Ok(resolved)
+    }
+
+    /// The subtype of range type `t` (or of the multirange `t`, when `multi`).
+    async fn range_subtype(client: &Client, t: u32, multi: bool) -> Result<Option<(u32, bool)>> {
+        let sql = if multi {
+            "SELECT rngsubtype FROM pg_range WHERE rngmultitypid = $1"
+        } else {
+            "SELECT rngsubtype FROM pg_range WHERE rngtypid = $1"
+        };
+        let row = client
+            .query_opt(sql, &[&t])
+            .await
+            .map_err(|e| Error::from_pg("reading pg_range", e))?;
+        Ok(row.map(|r| (r.get(0), multi)))
     }
 
     /// The primary-key column names of relation `rel_id` (empty if none).
@@ -267,6 +292,9 @@ impl Catalog {
             if let Some(relid) = t.composite {
                 return self.composite_kind(client, relid, depth).await;
             }
+            if let Some((subtype, multi)) = t.range {
+                return self.range_kind(client, subtype, multi, depth).await;
+            }
             match t.ext {
                 Some(Ext::Hstore) => return Ok((ValueKind::Hstore, Some(BinaryForm::Hstore))),
                 // vector's typmod is its dimension.
@@ -300,6 +328,37 @@ impl Catalog {
                 _ => None,
             };
             Ok((kind, form))
+        })
+    }
+
+    /// A range (or multirange) kind of `subtype`'s kind and its binary form; nested
+    /// deeper than [`MAX_NESTING`], the text.
+    async fn range_kind(
+        &mut self,
+        client: &Client,
+        subtype: u32,
+        multi: bool,
+        depth: usize,
+    ) -> Result<KindAndForm> {
+        if depth >= MAX_NESTING {
+            return Ok((ValueKind::Text, None));
+        }
+        let s = self.resolve(client, subtype).await?;
+        let ndims = i32::from(s.element.is_some());
+        let (kind, form) = self
+            .column_kind(client, s, s.typmod.unwrap_or(-1), ndims, depth + 1)
+            .await?;
+        let element = Box::new(kind);
+        Ok(if multi {
+            (
+                ValueKind::Multirange { element },
+                form.map(|f| BinaryForm::Multirange(Box::new(f))),
+            )
+        } else {
+            (
+                ValueKind::Range { element },
+                form.map(|f| BinaryForm::Range(Box::new(f))),
+            )
         })
     }
 

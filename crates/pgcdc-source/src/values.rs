@@ -63,11 +63,14 @@
 //! element that fails may leave earlier elements of that array in the child builder: a
 //! caller must stop using the builder (the pipeline fails the batch).
 //!
-//! Arrays: only one-dimensional arrays with the default lower bound 1 fit a List; a
-//! multi-dimensional value in a column declared with one dimension, or explicit bounds
-//! (`[0:2]={…}`), is [`ValueError::Invalid`] with the fix (`types.arrays = "text"`).
-//! Columns declared with more dimensions are text from the start (see
-//! [`ValueKind::array_of`]).
+//! Arrays: a column declared with n dimensions is n nested Lists (see
+//! [`ValueKind::array_of`]); only values with the default lower bounds 1 fit. A value
+//! with another number of dimensions than the column declares (PostgreSQL does not
+//! enforce them), or explicit bounds (`[0:2]={…}`), is [`ValueError::Invalid`] with the
+//! fix (`types.arrays = "text"`). The empty array `{}` has no dimensions and fits any
+//! column.
+//!
+//! Ranges and multiranges: see [`range`].
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -81,9 +84,11 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::FieldRef;
+use pgcdc_core::types::multirange_item;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
 
 mod ext;
+mod range;
 mod record;
 mod send;
 pub use send::{numeric_send, numeric_text, BinaryForm, NATIVE};
@@ -184,6 +189,8 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         ValueKind::Uuid => "uuid",
         ValueKind::Interval => "interval",
         ValueKind::List { .. } => "array",
+        ValueKind::Range { .. } => "range",
+        ValueKind::Multirange { .. } => "multirange",
         ValueKind::Struct { .. } => "record",
         ValueKind::Hstore => "hstore",
         ValueKind::Vector { .. } => "vector",
@@ -209,6 +216,7 @@ enum Inner {
     Interval(Box<IntervalBuilder>),
     List(Box<ListBuilder>),
     Struct(Box<record::StructBuilder>),
+    Range(Box<range::RangeBuilder>),
     Hstore(Box<ext::HstoreBuilder>),
     Vector(Box<ext::VectorBuilder>),
     /// A decimal kind Arrow rejects: only nulls can be appended.
@@ -304,19 +312,21 @@ impl ColumnBuilder {
             })),
             ValueKind::List { element } => {
                 let child = ColumnBuilder::new((**element).clone(), capacity.saturating_mul(4));
-                if matches!(child.inner, Inner::Unsupported(_)) {
-                    // Elements Arrow cannot hold: the list takes nulls only, like its element.
-                    Inner::Unsupported(NullBuilder::new())
+                ListBuilder::inner(child, Arc::new(element.arrow_field("item")), capacity)
+            }
+            ValueKind::Multirange { element } => {
+                let range = ValueKind::Range {
+                    element: element.clone(),
+                };
+                let field = Arc::new(multirange_item(element));
+                ListBuilder::inner(ColumnBuilder::new(range, capacity), field, capacity)
+            }
+            ValueKind::Range { element } => {
+                let r = range::RangeBuilder::new(element, capacity);
+                if r.supported() {
+                    Inner::Range(Box::new(r))
                 } else {
-                    let mut offsets = Vec::with_capacity(capacity + 1);
-                    offsets.push(0);
-                    Inner::List(Box::new(ListBuilder {
-                        child,
-                        field: Arc::new(element.arrow_field("item")),
-                        offsets,
-                        nulls: NullBufferBuilder::new(capacity),
-                        scratch: Vec::new(),
-                    }))
+                    Inner::Unsupported(NullBuilder::new())
                 }
             }
             ValueKind::Hstore => Inner::Hstore(Box::new(ext::HstoreBuilder::new(capacity))),
@@ -371,6 +381,7 @@ impl ColumnBuilder {
             Inner::Uuid(b) => b.len(),
             Inner::Interval(b) => b.nulls.len(),
             Inner::Struct(s) => s.len(),
+            Inner::Range(r) => r.len(),
             Inner::Hstore(h) => h.len(),
             Inner::Vector(v) => v.len(),
             Inner::List(l) => l.nulls.len(),
@@ -408,6 +419,7 @@ impl ColumnBuilder {
                 l.nulls.append_null();
             }
             Inner::Struct(s) => s.append_null(),
+            Inner::Range(r) => r.append_null(),
             Inner::Hstore(h) => h.append_null(),
             Inner::Vector(v) => v.append_null(),
             Inner::Unsupported(b) => b.append_null(),
@@ -511,15 +523,22 @@ impl ColumnBuilder {
                 Special::PosInfinity => b.append(infinity(policy, name, INTERVAL_MAX)?),
                 Special::NegInfinity => b.append(infinity(policy, name, INTERVAL_MIN)?),
             },
+            Inner::List(l) if matches!(kind, ValueKind::Multirange { .. }) => {
+                l.append_multirange_text(text, policy)?
+            }
             Inner::List(l) => l.append_text(text, policy)?,
             Inner::Struct(s) => s.append_text(text, policy)?,
+            Inner::Range(r) => r.append_text(text, policy)?,
             Inner::Hstore(h) => h.append_text(text)?,
             Inner::Vector(v) => v.append_text(text)?,
             Inner::Unsupported(_) => {
-                let decimal = match kind {
-                    ValueKind::List { element } => element.as_ref(),
-                    k => k,
-                };
+                let mut decimal = kind;
+                while let ValueKind::List { element }
+                | ValueKind::Range { element }
+                | ValueKind::Multirange { element } = decimal
+                {
+                    decimal = element.as_ref();
+                }
                 let (precision, scale) = match *decimal {
                     ValueKind::Decimal128 { precision, scale }
                     | ValueKind::Decimal256 { precision, scale } => (precision, scale),
@@ -653,6 +672,7 @@ impl ColumnBuilder {
             Inner::Interval(b) => b.finish(),
             Inner::List(l) => l.finish(),
             Inner::Struct(s) => s.finish(),
+            Inner::Range(r) => r.finish(),
             Inner::Hstore(h) => h.finish(),
             Inner::Vector(v) => v.finish(),
             Inner::Unsupported(b) => Arc::new(b.finish()),
@@ -779,9 +799,51 @@ fn parse_interval_time(t: &[u8]) -> Result<i64, ValueError> {
 
 const ARRAY_BOUNDS: &str =
     "explicit bounds (a lower bound other than 1) do not fit a List; set types.arrays = \"text\"";
-const ARRAY_DIMS: &str = "a multi-dimensional value in a column declared with one dimension does not fit a List; set types.arrays = \"text\" or declare the column's dimensions (e.g. int[][])";
+const ARRAY_DIMS: &str = "a value with more dimensions than the column declares does not fit its Lists; set types.arrays = \"text\" or declare the column's dimensions (e.g. int[][])";
+
+const ARRAY_FEWER_DIMS: &str = "a value with fewer dimensions than the column declares does not fit its nested Lists; set types.arrays = \"text\"";
+
+/// The end (exclusive) of the sub-array `{…}` starting at `body[start]`: its matching
+/// `}`, outside quotes.
+fn sub_array_end(body: &[u8], start: usize) -> Result<usize, ValueError> {
+    let (mut depth, mut quoted, mut i) = (0usize, false, start);
+    while let Some(&c) = body.get(i) {
+        match c {
+            b'\\' => i += 1,
+            b'"' => quoted = !quoted,
+            b'{' if !quoted => depth += 1,
+            b'}' if !quoted => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Err(ValueError::invalid("array", "an unterminated sub-array"))
+}
 
 impl ListBuilder {
+    /// A List of `child`'s values, in `field`; nulls only when the child's kind has no
+    /// Arrow type.
+    fn inner(child: ColumnBuilder, field: FieldRef, capacity: usize) -> Inner {
+        if child.is_unsupported() {
+            // Elements Arrow cannot hold: the list takes nulls only, like its element.
+            return Inner::Unsupported(NullBuilder::new());
+        }
+        let mut offsets = Vec::with_capacity(capacity + 1);
+        offsets.push(0);
+        Inner::List(Box::new(ListBuilder {
+            child,
+            field,
+            offsets,
+            nulls: NullBufferBuilder::new(capacity),
+            scratch: Vec::new(),
+        }))
+    }
+
     /// Parses array_out's text: `{` elements separated by `,` `}`; an element is `NULL`,
     /// unquoted text, or `"…"` with `\\` escapes.
     fn append_text(&mut self, text: &[u8], policy: &ValuePolicy) -> Result<(), ValueError> {
@@ -795,10 +857,18 @@ impl ListBuilder {
             Some((b'}', rest)) if !rest.is_empty() => &rest[1..],
             _ => return Err(ValueError::invalid(NAME, "expected a closing '}'")),
         };
+        // Another dimension below: every element is a sub-array.
+        let nested = matches!(self.child.kind, ValueKind::List { .. });
         let mut i = 0;
         while i < body.len() {
             match body.get(i) {
+                Some(b'{') if nested => {
+                    let end = sub_array_end(body, i)?;
+                    self.child.append_text(&body[i..end], policy)?;
+                    i = end;
+                }
                 Some(b'{') => return Err(ValueError::invalid(NAME, ARRAY_DIMS)),
+                Some(_) if nested => return Err(ValueError::invalid(NAME, ARRAY_FEWER_DIMS)),
                 Some(b'"') => {
                     self.scratch.clear();
                     i += 1;

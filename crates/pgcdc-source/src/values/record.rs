@@ -108,35 +108,7 @@ impl StructBuilder {
                 // Nothing before the next comma (or the end): NULL.
                 None | Some(b',') => child.append_null(),
                 Some(_) => {
-                    self.scratch.clear();
-                    let mut quoted = false;
-                    while let Some(&c) = body.get(i) {
-                        match c {
-                            b'"' if quoted && body.get(i + 1) == Some(&b'"') => {
-                                self.scratch.push(b'"');
-                                i += 2;
-                            }
-                            b'"' => {
-                                quoted = !quoted;
-                                i += 1;
-                            }
-                            b'\\' => {
-                                let next = body
-                                    .get(i + 1)
-                                    .ok_or(ValueError::invalid(NAME, "an escape at the end"))?;
-                                self.scratch.push(*next);
-                                i += 2;
-                            }
-                            b',' if !quoted => break,
-                            c => {
-                                self.scratch.push(c);
-                                i += 1;
-                            }
-                        }
-                    }
-                    if quoted {
-                        return Err(ValueError::invalid(NAME, "an unterminated quote"));
-                    }
+                    scan_quoted(body, &mut i, &mut self.scratch, NAME)?;
                     child.append_text(&self.scratch, policy)?;
                 }
             }
@@ -203,4 +175,45 @@ impl StructBuilder {
         // each as long as the validity (every row, failed ones too, pads them).
         Arc::new(StructArray::new(self.fields.clone(), columns, nulls))
     }
+}
+
+/// Reads one field of record_out or range_out text, from `body[*i..]` up to the next `,`
+/// outside quotes (or the end), unquoted into `out`: `"` starts and ends quoting, `""`
+/// inside quotes is one `"`, and `\` takes the next byte as it is.
+pub(super) fn scan_quoted(
+    body: &[u8],
+    i: &mut usize,
+    out: &mut Vec<u8>,
+    name: &'static str,
+) -> Result<(), ValueError> {
+    out.clear();
+    let mut quoted = false;
+    while let Some(&c) = body.get(*i) {
+        match c {
+            b'"' if quoted && body.get(*i + 1) == Some(&b'"') => {
+                out.push(b'"');
+                *i += 2;
+            }
+            b'"' => {
+                quoted = !quoted;
+                *i += 1;
+            }
+            b'\\' => {
+                let next = body
+                    .get(*i + 1)
+                    .ok_or(ValueError::invalid(name, "an escape at the end"))?;
+                out.push(*next);
+                *i += 2;
+            }
+            b',' if !quoted => break,
+            c => {
+                out.push(c);
+                *i += 1;
+            }
+        }
+    }
+    if quoted {
+        return Err(ValueError::invalid(name, "an unterminated quote"));
+    }
+    Ok(())
 }

@@ -11,20 +11,23 @@
 //! | `Text` | text, varchar, char(n), name, json, enums | the bytes are the output text: [`ColumnBuilder::append_text`] |
 //! | `Jsonb` | jsonb | a version byte `1`, then the output text |
 //! | `Numeric` | numeric | base-10000 digits, rendered exactly as `numeric_out` writes them, then parsed as text |
-//! | `Array` | one-dimensional arrays of the above | `array_send`: header, then each element in its own form |
+//! | `Array` | arrays of the above, as many dimensions as the column declares | `array_send`: header, then each element in its own form |
+//! | `Range`, `Multirange` | range and multirange types of the above | `range_send`, `multirange_send` (see `range`) |
 //! | `Record` | composite types whose attributes all have a form | `record_send`: count, then each attribute in its own form |
 //! | `Hstore`, `Vector` | hstore, pgvector's vector | their send formats (see `ext`) |
 //!
-//! A column of any other type (inet, money, ranges, composites, …), a hinted column
+//! A column of any other type (inet, money, timetz, …), a hinted column
 //! whose type is read natively, and a `uuid` kept as text have no form: a session that
 //! meets one reads the text protocol instead. The same errors as the text path come
-//! out for the same values (a 2-D array in a 1-D column, explicit lower bounds, a
+//! out for the same values (a 2-D value in a 1-D column, explicit lower bounds, a
 //! numeric beyond the column's precision).
 
 use pgcdc_core::types::oid;
 use pgcdc_core::{ValueKind, ValuePolicy};
 
-use super::{ColumnBuilder, Inner, ListBuilder, ValueError, ARRAY_BOUNDS, ARRAY_DIMS};
+use super::{
+    ColumnBuilder, Inner, ListBuilder, ValueError, ARRAY_BOUNDS, ARRAY_DIMS, ARRAY_FEWER_DIMS,
+};
 
 /// How one column's binary (send-format) values are read; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +40,12 @@ pub enum BinaryForm {
     Jsonb,
     /// numeric_send's digits, rendered as numeric_out's text.
     Numeric,
-    /// array_send of a one-dimensional array whose elements have this form.
+    /// array_send of an array (of the column's dimensions) whose elements have this form.
     Array(Box<BinaryForm>),
+    /// range_send of a range whose bounds have this form.
+    Range(Box<BinaryForm>),
+    /// multirange_send of ranges whose bounds have this form.
+    Multirange(Box<BinaryForm>),
     /// record_send of a composite type, its attributes in these forms.
     Record(Vec<BinaryForm>),
     /// hstore_send: the pairs, each key and value length-prefixed.
@@ -296,8 +303,26 @@ impl ColumnBuilder {
                 self.scratch = text;
                 result
             }
+            BinaryForm::Range(bound) => match &mut self.inner {
+                Inner::Range(r) => r.append_send(bound, v, policy),
+                _ => Err(ValueError::invalid(
+                    "range",
+                    "a range's binary form for a column that is not a range",
+                )),
+            },
+            BinaryForm::Multirange(bound) => match &mut self.inner {
+                Inner::List(l) if matches!(self.kind, ValueKind::Multirange { .. }) => {
+                    l.append_multirange_send(bound, v, policy)
+                }
+                _ => Err(ValueError::invalid(
+                    "multirange",
+                    "a multirange's binary form for a column that is not a multirange",
+                )),
+            },
             BinaryForm::Array(element) => match &mut self.inner {
-                Inner::List(l) => l.append_send(element, v, policy),
+                Inner::List(l) if matches!(self.kind, ValueKind::List { .. }) => {
+                    l.append_send(element, v, policy)
+                }
                 _ => Err(ValueError::invalid(
                     "array",
                     "an array's binary form for a column that is not a List",
@@ -330,7 +355,8 @@ impl ColumnBuilder {
 
 impl ListBuilder {
     /// Reads array_send: ndim, has-nulls flag, element type, (size, lower bound) per
-    /// dimension, then each element as a length (-1: NULL) and its bytes.
+    /// dimension, then each element as a length (-1: NULL) and its bytes, in row-major
+    /// order. `ndim` must be this List's depth (or 0: the empty array).
     fn append_send(
         &mut self,
         element: &BinaryForm,
@@ -345,30 +371,69 @@ impl ListBuilder {
         let ndim = r.i32()?;
         let _has_nulls = r.i32()?;
         let _element_type = r.i32()?;
-        let count = match ndim {
-            0 => 0,
-            1 => {
-                let size = r.i32()?;
-                if r.i32()? != 1 {
-                    return Err(ValueError::invalid(NAME, ARRAY_BOUNDS));
-                }
-                usize::try_from(size).map_err(|_| ValueError::invalid(NAME, "negative size"))?
+        let depth = 1 + self.child.kind.list_depth();
+        let ndim = usize::try_from(ndim)
+            .map_err(|_| ValueError::invalid(NAME, "negative dimension count"))?;
+        if ndim == 0 {
+            r.end()?;
+            return self.close_entry();
+        }
+        if ndim > depth {
+            return Err(ValueError::invalid(NAME, ARRAY_DIMS));
+        }
+        if ndim < depth {
+            return Err(ValueError::invalid(NAME, ARRAY_FEWER_DIMS));
+        }
+        let mut dims = Vec::with_capacity(ndim);
+        let mut total = 1usize;
+        for _ in 0..ndim {
+            let size = usize::try_from(r.i32()?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ValueError::invalid(NAME, "a dimension without elements"))?;
+            if r.i32()? != 1 {
+                return Err(ValueError::invalid(NAME, ARRAY_BOUNDS));
             }
-            n if n > 1 => return Err(ValueError::invalid(NAME, ARRAY_DIMS)),
-            _ => return Err(ValueError::invalid(NAME, "negative dimension count")),
+            total = total.saturating_mul(size);
+            dims.push(size);
+        }
+        // Each element takes at least its 4-byte length: no loop longer than the data.
+        if total > r.rest.len() / 4 {
+            return Err(ValueError::invalid(NAME, "binary value too short"));
+        }
+        self.fill_send(&dims, &mut r, element, policy)?;
+        r.end()
+    }
+
+    /// Appends one array of `dims` (outermost first) from `r`'s elements.
+    fn fill_send(
+        &mut self,
+        dims: &[usize],
+        r: &mut Reader<'_>,
+        element: &BinaryForm,
+        policy: &ValuePolicy,
+    ) -> Result<(), ValueError> {
+        let Some((&size, inner)) = dims.split_first() else {
+            return Err(ValueError::invalid("array", "no dimensions"));
         };
-        for _ in 0..count {
-            match r.i32()? {
-                -1 => self.child.append_null(),
-                len => {
-                    let len = usize::try_from(len)
-                        .map_err(|_| ValueError::invalid(NAME, "negative element length"))?;
-                    let bytes = r.take(len)?;
-                    self.child.append_send(element, bytes, policy)?;
+        for _ in 0..size {
+            if inner.is_empty() {
+                match r.i32()? {
+                    -1 => self.child.append_null(),
+                    len => {
+                        let len = usize::try_from(len)
+                            .map_err(|_| ValueError::invalid("array", "negative element length"))?;
+                        let bytes = r.take(len)?;
+                        self.child.append_send(element, bytes, policy)?;
+                    }
                 }
+            } else {
+                let Inner::List(sub) = &mut self.child.inner else {
+                    return Err(ValueError::invalid("array", ARRAY_DIMS));
+                };
+                sub.fill_send(inner, r, element, policy)?;
             }
         }
-        r.end()?;
         self.close_entry()
     }
 }

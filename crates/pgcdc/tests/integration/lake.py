@@ -184,6 +184,21 @@ def record_field(v):
     return v
 
 
+RANGE_SPECIAL = set('"\\()[],') | set(" \t\n\r\v\f")
+RANGE_FIELDS = ["lower", "upper", "lower_inclusive", "upper_inclusive", "empty"]
+
+
+def range_bound(v):
+    """A bound as range_out writes it: nothing when unbounded, quoted (with " and \\
+    doubled) when empty or holding a quote, backslash, bracket, parenthesis, comma or
+    white space."""
+    if v is None:
+        return ""
+    if v == "" or any(c in RANGE_SPECIAL for c in v):
+        return '"' + v.replace('\\', '\\\\').replace('"', '""') + '"'
+    return v
+
+
 def ctrunc_div(a, b):
     """C's integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -221,9 +236,10 @@ def hstore_text(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(arr, field=None):
+def render(arr, field=None, multirange=False):
     """A pyarrow array → list of PostgreSQL text values (None for null). `field`: the
-    array's schema field, whose metadata marks pgvector columns (`pgcdc.vector`)."""
+    array's schema field, whose metadata marks pgvector columns (`pgcdc.vector`);
+    `multirange`: a List of ranges whose item field lost its name `range` (DuckDB, Delta)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     t = arr.type
@@ -241,7 +257,16 @@ def render(arr, field=None):
         values = render(arr.values)
         offsets = arr.offsets.to_pylist()
         valid = arr.is_valid().to_pylist()
-        return [None if not valid[i] else "{" + ",".join(array_element(v) for v in values[offsets[i]:offsets[i + 1]]) + "}"
+        item = t.value_field
+        if item.name == "range" or multirange:
+            # A multirange: multirange_out's {range,range}, unquoted.
+            element = lambda v: v
+        elif pa.types.is_list(item.type) and item.type.value_field.name != "range":
+            # Another dimension: sub-arrays unquoted.
+            element = lambda v: v
+        else:
+            element = array_element
+        return [None if not valid[i] else "{" + ",".join(element(v) for v in values[offsets[i]:offsets[i + 1]]) + "}"
                 for i in range(len(arr))]
     if pa.types.is_dictionary(t):
         return render(arr.dictionary_decode())
@@ -256,6 +281,14 @@ def render(arr, field=None):
         return [None if v is None else fmt_time(to_us(v, t.unit)) for v in raw]
     if pa.types.is_struct(t) and [f.name for f in t] == ["months", "days", "microseconds"]:
         return [None if v is None else fmt_interval(v["months"], v["days"], v["microseconds"]) for v in arr.to_pylist()]
+    if pa.types.is_struct(t) and [f.name for f in t] == RANGE_FIELDS:
+        # range_out: empty, or [lower,upper) with the bracket per inclusive flag.
+        lower, upper = render(arr.field(0)), render(arr.field(1))
+        flags = [arr.field(i).to_pylist() for i in (2, 3, 4)]
+        valid = arr.is_valid().to_pylist()
+        return [None if not valid[i] else "empty" if flags[2][i] else
+                ("[" if flags[0][i] else "(") + range_bound(lower[i]) + "," + range_bound(upper[i]) + ("]" if flags[1][i] else ")")
+                for i in range(len(arr))]
     if pa.types.is_struct(t):
         # A composite type: record_out of its attributes' own texts.
         fields = [render(arr.field(i)) for i in range(t.num_fields)]
@@ -394,6 +427,14 @@ def replay(rows, key, columns):
     return [[s[c] for c in columns] for s in state.values()]
 
 
+def columns_of(spec):
+    """--columns of mirror/delta: names, each with `@multirange` when it is one (the
+    mirror's lists do not say so); returns (names, the multirange ones)."""
+    cols = spec.split(",") if spec else []
+    multi = {c.split("@")[0] for c in cols if c.endswith("@multirange")}
+    return [c.split("@")[0] if c.endswith("@multirange") else c for c in cols], multi
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["rows", "replay", "mirror", "delta"])
@@ -407,9 +448,9 @@ def main():
         schema, table = a.table.split(".", 1)
         con = duckdb.connect(a.dir, read_only=True)
         q = lambda n: '"' + n.replace('"', '""') + '"'
-        cols = a.columns.split(",")
+        cols, multi = columns_of(a.columns)
         t = con.sql("SELECT %s FROM %s.%s" % (", ".join(q(c) for c in cols), q(schema), q(table))).to_arrow_table()
-        rendered = [render(t.column(i)) for i in range(len(cols))]
+        rendered = [render(t.column(i), multirange=cols[i] in multi) for i in range(len(cols))]
         for i in range(t.num_rows):
             print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
         return
@@ -426,9 +467,9 @@ def main():
             }
         elif not os.path.isdir(os.path.join(a.dir, "_delta_log")):
             return
-        cols = a.columns.split(",") if a.columns else []
+        cols, multi = columns_of(a.columns)
         t = DeltaTable(a.dir, storage_options=options).to_pyarrow_table(columns=cols or None)
-        rendered = [render(t.column(c)) for c in cols]
+        rendered = [render(t.column(c), multirange=c in multi) for c in cols]
         for i in range(t.num_rows):
             print(json.dumps([r[i] for r in rendered], ensure_ascii=False))
         # deltalake's runtime threads can abort the interpreter's teardown ("terminate

@@ -78,11 +78,12 @@ fn arrays_land_as_lists_in_the_snapshot_and_the_stream() {
              FROM generate_series(1, 50) g;
            UPDATE arr SET ia = ia || 99, ta = array_append(ta, 'added "q"') WHERE id % 3 = 0;
            UPDATE arr SET ia = '{}' WHERE id = 1;
+           UPDATE arr SET m2 = '{{NULL,7},{8,NULL}}' WHERE id = 12;
            DELETE FROM arr WHERE id = 4;"#,
     );
     pgcdc_ok(&env, &["run"]);
     assert_replay_equals_source(&env, "arr", &["id"], &COLS);
-    // The independent reader sees real lists (and text for the declared 2-D column).
+    // The independent reader sees real lists (nested for the declared 2-D column).
     let dir = env.lake_dir().join("ds").join("arr");
     assert_parquet_types(
         &dir,
@@ -93,7 +94,7 @@ fn arrays_land_as_lists_in_the_snapshot_and_the_stream() {
             ("ba", "pa.list_(pa.bool_())"),
             ("tsa", "pa.list_(pa.timestamp('us', tz='UTC'))"),
             ("da", "pa.list_(pa.int32())"),
-            ("m2", "pa.string()"),
+            ("m2", "pa.list_(pa.list_(pa.int32()))"),
         ],
     );
 }
@@ -595,4 +596,78 @@ fn extension_types_land_as_maps_vectors_and_text() {
         types.push(("vn", "pa.list_(pa.float32())"));
     }
     assert_parquet_types(&env.lake_dir().join("ds").join("ext"), &types);
+}
+
+pub const RANGES: &str = r#"
+CREATE TYPE floatrange AS RANGE (subtype = float8);
+CREATE TYPE textrange AS RANGE (subtype = text, collation = "C");
+CREATE DOMAIN posrange AS int4range CHECK (NOT isempty(VALUE));
+CREATE TABLE rng (
+    id int PRIMARY KEY,
+    i4 int4range, i8 int8range, nr numrange, dr daterange, tr tsrange, tz tstzrange,
+    fr floatrange, xr textrange, pr posrange, ia int4range[],
+    mr int4multirange, dm datemultirange, m3 int[][][]
+);
+INSERT INTO rng VALUES
+  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (2, 'empty', 'empty', 'empty', 'empty', 'empty', 'empty', 'empty', 'empty', '[1,2)', '{}', '{}', '{}', '{}'),
+  (3, '[1,5)', '(,9223372036854775806]', '(1.50,2.25]', '[-infinity,infinity)', '["2024-01-01 10:00:00",)',
+      '("2024-01-01 10:00:00+00","2024-06-30 23:59:59.999999+00"]', '(-Infinity,1.5e300]',
+      '["","a ""q"" (b), [c] \\ d")', '(,)', ARRAY['[1,3)'::int4range, NULL, 'empty', '(,)'],
+      '{[1,3), [5,7), [10,)}', '{[2020-01-01,2020-02-01), [2021-01-01,infinity]}',
+      '{{{1,NULL},{3,4}},{{5,6},{NULL,8}}}'),
+  (4, '[-2147483648,2147483647)', '[-9223372036854775808,0]', '[-0.000001,)', '[4714-11-24 BC,5874897-12-30]',
+      '(,"294246-12-31 23:59:59.999999")', '["1000-01-01 00:00:00+00 BC",)', '[-0,NaN]',
+      '["☃ 🎉",)', '[7,8]', '{}', '{(,0), [2,4]}', '{}', '{{{9}}}');
+"#;
+
+pub const RANGE_COLS: [&str; 14] = [
+    "id", "i4", "i8", "nr", "dr", "tr", "tz", "fr", "xr", "pr", "ia", "mr", "dm", "m3",
+];
+
+/// Range and multirange types land as Structs of their bounds and flags (Lists of them),
+/// arrays declared with several dimensions as nested Lists; in the snapshot and the
+/// stream, binary and text alike, equal to the source's own values.
+#[test]
+fn ranges_multiranges_and_nested_arrays_land_as_structs_and_lists() {
+    let env = TestEnv::new("ranges");
+    env.sql(RANGES);
+    configure(&env, Some(&["rng"]), "", "");
+    pgcdc_ok(&env, &["init"]);
+    assert_replay_equals_source(&env, "rng", &["id"], &RANGE_COLS);
+    let text_lake = init_text_pipeline(&env);
+    env.sql(
+        "INSERT INTO rng SELECT id + 10, i4, i8, nr, dr, tr, tz, fr, xr, pr, ia, mr, dm, m3 FROM rng;
+         UPDATE rng SET i4 = int4range(lower(i4), upper(i4) + 10), mr = mr + '{[100,200)}' WHERE id = 13;
+         UPDATE rng SET xr = textrange('x', 'y', '(]'), m3 = '{{{0}}}' WHERE id = 12;
+         UPDATE rng SET tz = tstzrange(now(), NULL), ia = ia || '[9,10)'::int4range WHERE id = 14;
+         DELETE FROM rng WHERE id = 11;",
+    );
+    let log = run_logged(&env, &["run"]);
+    assert!(log.contains("binary=true"), "{log}");
+    assert_replay_equals_source(&env, "rng", &["id"], &RANGE_COLS);
+    // 4 snapshot rows, 4 inserts, 3 updates, 1 delete.
+    assert_text_pipeline_lands_the_same(&env, &text_lake, "rng", 12);
+    let range = |t: &str| {
+        format!("pa.struct([pa.field('lower', {t}), pa.field('upper', {t}), pa.field('lower_inclusive', pa.bool_(), nullable=False), pa.field('upper_inclusive', pa.bool_(), nullable=False), pa.field('empty', pa.bool_(), nullable=False)])")
+    };
+    assert_parquet_types(
+        &env.lake_dir().join("ds").join("rng"),
+        &[
+            ("i4", &range("pa.int32()")),
+            ("tz", &range("pa.timestamp('us', tz='UTC')")),
+            ("xr", &range("pa.string()")),
+            ("pr", &range("pa.int32()")),
+            ("ia", &format!("pa.list_({})", range("pa.int32()"))),
+            (
+                "mr",
+                &format!("pa.list_(pa.field('range', {}))", range("pa.int32()")),
+            ),
+            (
+                "dm",
+                &format!("pa.list_(pa.field('range', {}))", range("pa.date32()")),
+            ),
+            ("m3", "pa.list_(pa.list_(pa.list_(pa.int32())))"),
+        ],
+    );
 }
