@@ -40,6 +40,12 @@ pub mod oid {
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const INET: u32 = 869;
+    pub const CIDR: u32 = 650;
+    pub const MACADDR: u32 = 829;
+    pub const MACADDR8: u32 = 774;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
     /// OIDs below this are assigned by `initdb` (built-in types).
     pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 

@@ -88,6 +88,7 @@ use pgcdc_core::types::multirange_item;
 use pgcdc_core::{InfinityPolicy, NumericNanPolicy, ValueKind, ValuePolicy};
 
 mod ext;
+mod net;
 mod range;
 mod record;
 mod send;

@@ -154,6 +154,9 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
                 tracing::info!("{e}; reading from the checkpoint again, in text");
                 dest.rollback().await?;
                 binary = false;
+                if let Some(c) = &sql {
+                    wait_until_released(c, &cfg.source.slot).await;
+                }
             }
             Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "replication interrupted; reconnecting");
@@ -175,6 +178,18 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Waits (up to 10 s) until no walsender holds `slot`: the session that just ended
+/// closed its replication connection, but its walsender lets go of the slot a moment
+/// later, and a new session started before then is refused.
+async fn wait_until_released(sql: &tokio_postgres::Client, slot: &str) {
+    for _ in 0..200 {
+        match pgcdc_source::setup::slot_info(sql, slot).await {
+            Ok(Some(info)) if info.active => tokio::time::sleep(Duration::from_millis(50)).await,
+            _ => return,
+        }
+    }
 }
 
 fn is_transient(e: &anyhow::Error) -> bool {

@@ -15,8 +15,9 @@
 //! | `Range`, `Multirange` | range and multirange types of the above | `range_send`, `multirange_send` (see `range`) |
 //! | `Record` | composite types whose attributes all have a form | `record_send`: count, then each attribute in its own form |
 //! | `Hstore`, `Vector` | hstore, pgvector's vector | their send formats (see `ext`) |
+//! | `Inet`, `MacAddr`, `Bits` | inet, cidr; macaddr, macaddr8; bit, varbit | their send formats, written out exactly as `inet_out`/`cidr_out`, `macaddr_out`/`macaddr8_out`, `bit_out` write them (text columns) |
 //!
-//! A column of any other type (inet, money, timetz, …), a hinted column
+//! A column of any other type (money, timetz, tsvector, geometric types, xml, …), a hinted column
 //! whose type is read natively, and a `uuid` kept as text have no form: a session that
 //! meets one reads the text protocol instead. The same errors as the text path come
 //! out for the same values (a 2-D value in a 1-D column, explicit lower bounds, a
@@ -52,6 +53,12 @@ pub enum BinaryForm {
     Hstore,
     /// pgvector's vector_send: dimension, then the float4s.
     Vector,
+    /// inet_send / cidr_send: family, bits, is_cidr, length, address bytes.
+    Inet,
+    /// macaddr_send / macaddr8_send: the 6 or 8 bytes.
+    MacAddr,
+    /// bit_send / varbit_send: the bit length, then the bits, most significant first.
+    Bits,
 }
 
 /// The form for the snapshot's binary COPY of [`ColumnBuilder::binary_kind`] kinds.
@@ -69,6 +76,9 @@ impl BinaryForm {
                 Some(BinaryForm::Text)
             }
             oid::JSONB => Some(BinaryForm::Jsonb),
+            oid::INET | oid::CIDR if *kind == ValueKind::Text => Some(BinaryForm::Inet),
+            oid::MACADDR | oid::MACADDR8 if *kind == ValueKind::Text => Some(BinaryForm::MacAddr),
+            oid::BIT | oid::VARBIT if *kind == ValueKind::Text => Some(BinaryForm::Bits),
             oid::NUMERIC => Some(BinaryForm::Numeric),
             oid::BOOL
             | oid::INT2
@@ -296,13 +306,10 @@ impl ColumnBuilder {
                 Some((1, text)) => self.append_text(text, policy),
                 _ => Err(ValueError::invalid("jsonb", "unknown binary jsonb version")),
             },
-            BinaryForm::Numeric => {
-                let mut text = std::mem::take(&mut self.scratch);
-                let result =
-                    numeric_text(v, &mut text).and_then(|()| self.append_text(&text, policy));
-                self.scratch = text;
-                result
-            }
+            BinaryForm::Numeric => self.append_rendered(v, policy, numeric_text),
+            BinaryForm::Inet => self.append_rendered(v, policy, super::net::inet_text),
+            BinaryForm::MacAddr => self.append_rendered(v, policy, super::net::macaddr_text),
+            BinaryForm::Bits => self.append_rendered(v, policy, super::net::bit_text),
             BinaryForm::Range(bound) => match &mut self.inner {
                 Inner::Range(r) => r.append_send(bound, v, policy),
                 _ => Err(ValueError::invalid(
@@ -350,6 +357,23 @@ impl ColumnBuilder {
                 )),
             },
         }
+    }
+}
+
+impl ColumnBuilder {
+    /// Appends the text `render` writes for the binary value `v` (into the reused scratch
+    /// buffer, cleared first), parsed as text.
+    fn append_rendered(
+        &mut self,
+        v: &[u8],
+        policy: &ValuePolicy,
+        render: fn(&[u8], &mut Vec<u8>) -> Result<(), ValueError>,
+    ) -> Result<(), ValueError> {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        let result = render(v, &mut text).and_then(|()| self.append_text(&text, policy));
+        self.scratch = text;
+        result
     }
 }
 
