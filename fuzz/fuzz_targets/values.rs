@@ -22,6 +22,7 @@ fn kinds() -> Vec<ValueKind> {
         ValueKind::Decimal128 { precision: 0, scale: 0 },
         ValueKind::NumericString,
         ValueKind::NumericFloat,
+        ValueKind::Money { scale: 2 },
         ValueKind::Text,
         ValueKind::Json,
         ValueKind::Bytea,
@@ -76,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
     // Binary values in every form (as binary COPY and binary pgoutput send them), the
     // forms that do not fit the kind included: those must be errors too.
     let scalar = [BinaryForm::Native, BinaryForm::Text, BinaryForm::Jsonb, BinaryForm::Numeric];
-    let pick = usize::from(mode >> 2) % 20;
+    let pick = usize::from(mode >> 2) % 23;
     let form = match scalar.get(pick) {
         Some(f) => f.clone(),
         None if pick < 8 => BinaryForm::Array(Box::new(scalar[pick % 4].clone())),
@@ -84,7 +85,10 @@ fuzz_target!(|data: &[u8]| {
         None if pick == 10 => BinaryForm::Hstore,
         None if pick == 11 => BinaryForm::Vector,
         None if (12..16).contains(&pick) => BinaryForm::Range(Box::new(scalar[pick % 4].clone())),
-        None if pick >= 16 => BinaryForm::Multirange(Box::new(scalar[pick % 4].clone())),
+        None if (16..20).contains(&pick) => BinaryForm::Multirange(Box::new(scalar[pick % 4].clone())),
+        None if pick == 20 => BinaryForm::Inet,
+        None if pick == 21 => BinaryForm::MacAddr,
+        None if pick == 22 => BinaryForm::Bits,
         None => BinaryForm::Record(vec![BinaryForm::Record(vec![BinaryForm::Native, BinaryForm::Text]), BinaryForm::Array(Box::new(BinaryForm::Text))]),
     };
     let ok = if mode & 1 == 1 {

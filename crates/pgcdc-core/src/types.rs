@@ -381,6 +381,12 @@ pub enum ValueKind {
         /// scale (≥ 0)
         scale: i8,
     },
+    /// money → Decimal128(19, scale): its int8 count of the smallest unit, `scale` the
+    /// server's `lc_monetary` fraction digits (read from `'0'::money::numeric`).
+    Money {
+        /// Fraction digits.
+        scale: i8,
+    },
     /// numeric without typmod, stored as its exact text (Utf8).
     NumericString,
     /// numeric without typmod, stored as Float64 (by policy).
@@ -526,6 +532,7 @@ impl ValueKind {
             ValueKind::Float32 => DataType::Float32,
             ValueKind::Float64 | ValueKind::NumericFloat => DataType::Float64,
             ValueKind::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
+            ValueKind::Money { scale } => DataType::Decimal128(MONEY_PRECISION, *scale),
             ValueKind::Decimal256 { precision, scale } => DataType::Decimal256(*precision, *scale),
             ValueKind::NumericString | ValueKind::Text | ValueKind::Json => DataType::Utf8,
             ValueKind::Bytea => DataType::Binary,
@@ -625,6 +632,9 @@ pub const RANGE_FIELD_NAMES: [&str; 5] = [
     "upper_inclusive",
     "empty",
 ];
+
+/// The precision of money's Decimal128: an int8 has up to 19 digits.
+pub const MONEY_PRECISION: u8 = 19;
 
 /// Arrays declared with more dimensions than this keep their text.
 pub const MAX_ARRAY_DIMS: i32 = 6;

@@ -194,7 +194,9 @@ impl PostgresDestination {
 
     /// The target type of a column: the source's own for built-in types, else its kind's.
     async fn column_type(&mut self, c: &Column) -> Result<String> {
-        if !c.hinted && c.type_oid < FIRST_NORMAL_OBJECT_ID {
+        let money = matches!(&c.kind, ValueKind::Money { .. })
+            || matches!(&c.kind, ValueKind::List { element } if matches!(**element, ValueKind::Money { .. }));
+        if !c.hinted && !money && c.type_oid < FIRST_NORMAL_OBJECT_ID {
             let key = (c.type_oid, c.type_modifier);
             if !self.type_names.contains_key(&key) {
                 let row = self
@@ -466,6 +468,10 @@ fn kind_type(kind: &ValueKind) -> String {
             format!("numeric({precision},{scale})")
         }
         ValueKind::NumericString => "numeric".into(),
+        // money's input reads the mirror's lc_monetary: a numeric holds the value as is.
+        ValueKind::Money { scale } => {
+            format!("numeric({},{scale})", pgcdc_core::types::MONEY_PRECISION)
+        }
         ValueKind::Text => "text".into(),
         ValueKind::Json => "jsonb".into(),
         ValueKind::Bytea => "bytea".into(),

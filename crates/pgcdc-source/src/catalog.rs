@@ -124,6 +124,8 @@ pub struct Catalog {
     hints: Hints,
     require_keys: bool,
     reserved: Vec<String>,
+    /// money's fraction digits on this server, once read.
+    money_scale: Option<i8>,
 }
 
 impl Catalog {
@@ -135,6 +137,7 @@ impl Catalog {
             hints: Hints::new(),
             require_keys: false,
             reserved: Vec::new(),
+            money_scale: None,
         }
     }
 
@@ -235,6 +238,20 @@ impl Catalog {
         Ok(resolved)
     }
 
+    /// money's fraction digits (`lc_monetary`'s, as `cash_numeric` reads them).
+    async fn money_scale(&mut self, client: &Client) -> Result<i8> {
+        if let Some(s) = self.money_scale {
+            return Ok(s);
+        }
+        let row = client
+            .query_one("SELECT scale('0'::money::numeric)::int4", &[])
+            .await
+            .map_err(|e| Error::from_pg("reading money's fraction digits", e))?;
+        let scale = i8::try_from(row.get::<_, i32>(0)).unwrap_or(2);
+        self.money_scale = Some(scale);
+        Ok(scale)
+    }
+
     /// The subtype of range type `t` (or of the multirange `t`, when `multi`).
     async fn range_subtype(client: &Client, t: u32, multi: bool) -> Result<Option<(u32, bool)>> {
         let sql = if multi {
@@ -306,7 +323,13 @@ impl Catalog {
                 None => {}
             }
             let Some(element) = t.element else {
-                let kind = ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy);
+                let kind = if t.base == oid::MONEY {
+                    ValueKind::Money {
+                        scale: self.money_scale(client).await?,
+                    }
+                } else {
+                    ValueKind::for_type(t.base, typmod, t.is_enum, &self.policy)
+                };
                 let form = BinaryForm::scalar(t.base, t.is_enum, &kind, false);
                 return Ok((kind, form));
             };

@@ -180,6 +180,7 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         | ValueKind::Decimal256 { .. }
         | ValueKind::NumericString
         | ValueKind::NumericFloat => "numeric",
+        ValueKind::Money { .. } => "money",
         ValueKind::Text => "text",
         ValueKind::Json => "json",
         ValueKind::Bytea => "bytea",
@@ -208,6 +209,8 @@ enum Inner {
     Float64(Float64Builder),
     Decimal128(Decimal128Builder, u8, i8),
     Decimal256(Decimal256Builder, u8, i8),
+    /// money: the count of its smallest unit, at the kind's scale.
+    Money(Decimal128Builder),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
     Date32(Date32Builder),
@@ -292,6 +295,12 @@ impl ColumnBuilder {
                     Err(_) => Inner::Unsupported(NullBuilder::new()),
                 }
             }
+            &ValueKind::Money { scale } => match Decimal128Builder::with_capacity(capacity)
+                .with_precision_and_scale(pgcdc_core::types::MONEY_PRECISION, scale)
+            {
+                Ok(b) => Inner::Money(b),
+                Err(_) => Inner::Unsupported(NullBuilder::new()),
+            },
             ValueKind::NumericString | ValueKind::Text | ValueKind::Json => {
                 Inner::Utf8(StringBuilder::with_capacity(capacity, bytes))
             }
@@ -374,6 +383,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => b.len(),
             Inner::Decimal128(b, ..) => b.len(),
             Inner::Decimal256(b, ..) => b.len(),
+            Inner::Money(b) => b.len(),
             Inner::Utf8(b) => b.len(),
             Inner::Binary(b) => b.len(),
             Inner::Date32(b) => b.len(),
@@ -407,6 +417,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => b.append_null(),
             Inner::Decimal128(b, ..) => b.append_null(),
             Inner::Decimal256(b, ..) => b.append_null(),
+            Inner::Money(b) => b.append_null(),
             Inner::Utf8(b) => b.append_null(),
             Inner::Binary(b) => b.append_null(),
             Inner::Date32(b) => b.append_null(),
@@ -484,6 +495,13 @@ impl ColumnBuilder {
                         }
                     },
                 }
+            }
+            Inner::Money(b) => {
+                let scale = match kind {
+                    ValueKind::Money { scale } => *scale,
+                    _ => 2,
+                };
+                b.append_value(parse_money(text, scale)?);
             }
             Inner::Utf8(b) => {
                 let s = std::str::from_utf8(text)
@@ -570,6 +588,7 @@ impl ColumnBuilder {
                 | ValueKind::TimestampTz
                 | ValueKind::Uuid
                 | ValueKind::Interval
+                | ValueKind::Money { .. }
         )
     }
 
@@ -596,6 +615,8 @@ impl ColumnBuilder {
             Inner::Int16(b) => b.append_value(i16::from_be_bytes(be(v, name)?)),
             Inner::Int32(b) => b.append_value(i32::from_be_bytes(be(v, name)?)),
             Inner::Int64(b) => b.append_value(i64::from_be_bytes(be(v, name)?)),
+            // cash_send: the int8 count of the smallest unit.
+            Inner::Money(b) => b.append_value(i128::from(i64::from_be_bytes(be(v, name)?))),
             Inner::UInt32(b) => b.append_value(u32::from_be_bytes(be(v, name)?)),
             Inner::Float32(b) => b.append_value(f32::from_bits(u32::from_be_bytes(be(v, name)?))),
             Inner::Float64(b) => b.append_value(f64::from_bits(u64::from_be_bytes(be(v, name)?))),
@@ -664,6 +685,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => Arc::new(b.finish()),
             Inner::Decimal128(b, ..) => Arc::new(b.finish()),
             Inner::Decimal256(b, ..) => Arc::new(b.finish()),
+            Inner::Money(b) => Arc::new(b.finish()),
             Inner::Utf8(b) => Arc::new(b.finish()),
             Inner::Binary(b) => Arc::new(b.finish()),
             Inner::Date32(b) => Arc::new(b.finish()),
@@ -1281,6 +1303,43 @@ const HEX: [u8; 256] = {
     }
     t
 };
+
+/// money's text (`cash_out`, in the server's `lc_monetary`: `$1,234.56`, `-$0.01`,
+/// `(1.234,56 €)`…) → the count of its smallest unit: its digits in order, negative when
+/// it holds `-` or `(`. With a nonzero `scale` the last run of digits must have `scale`
+/// of them (a check that the fraction digits are the ones the catalog read).
+fn parse_money(text: &[u8], scale: i8) -> Result<i128, ValueError> {
+    const NAME: &str = "money";
+    let mut v: i128 = 0;
+    let (mut digits, mut run, mut prev_digit) = (0usize, 0usize, false);
+    // Any other byte is the currency symbol, a separator or the sign (locale-defined).
+    for &c in text {
+        let digit = c.is_ascii_digit();
+        if digit {
+            run = if prev_digit { run + 1 } else { 1 };
+            v = v * 10 + i128::from(c - b'0');
+            digits += 1;
+            if digits > 19 {
+                return Err(ValueError::range(NAME, "more than 19 digits"));
+            }
+        }
+        prev_digit = digit;
+    }
+    let frac = usize::try_from(scale).unwrap_or(0);
+    if digits == 0 || (frac > 0 && run != frac) {
+        return Err(ValueError::invalid(
+            NAME,
+            "not the fraction digits of the server's lc_monetary (did lc_monetary change?)",
+        ));
+    }
+    if text.iter().any(|c| *c == b'-' || *c == b'(') {
+        v = -v;
+    }
+    if v > i128::from(i64::MAX) || v < i128::from(i64::MIN) {
+        return Err(ValueError::range(NAME, "beyond int8"));
+    }
+    Ok(v)
+}
 
 fn hex(c: u8) -> u8 {
     HEX[usize::from(c)]
@@ -2875,6 +2934,41 @@ mod tests {
         );
         assert_eq!(l.value(2).len(), 0);
         assert!(l.value(3).is_null(0));
+    }
+
+    #[test]
+    fn money_text_in_any_locale_reads_its_digits() {
+        for (text, scale, v) in [
+            ("$1,234.56", 2, 123_456),
+            ("-$0.01", 2, -1),
+            ("($5.00)", 2, -500),
+            ("1.234,56 €", 2, 123_456),
+            ("-1 234,5 kr", 1, -12_345),
+            ("¥1,234", 0, 1_234),
+            ("-$92,233,720,368,547,758.08", 2, i128::from(i64::MIN)),
+            ("$92,233,720,368,547,758.07", 2, i128::from(i64::MAX)),
+        ] {
+            assert_eq!(parse_money(text.as_bytes(), scale), Ok(v), "{text}");
+        }
+        for (text, scale) in [
+            ("$1.5", 2),
+            ("", 2),
+            ("$", 2),
+            ("$1.234", 2),
+            ("$99,999,999,999,999,999,999.00", 2),
+        ] {
+            assert!(parse_money(text.as_bytes(), scale).is_err(), "{text}");
+        }
+        // Text and binary (cash_send's int8) give the same decimal.
+        let kind = ValueKind::Money { scale: 2 };
+        let (mut t, mut b) = (
+            ColumnBuilder::new(kind.clone(), 1),
+            ColumnBuilder::new(kind, 1),
+        );
+        t.append_text(b"-$1,234.56", &pol()).unwrap();
+        b.append_binary(&(-123_456i64).to_be_bytes(), &pol())
+            .unwrap();
+        assert_eq!(t.finish().to_data(), b.finish().to_data());
     }
 
     #[test]

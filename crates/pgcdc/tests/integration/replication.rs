@@ -71,10 +71,27 @@ pub fn pgcdc_err(env: &TestEnv, args: &[&str]) -> String {
 pub fn source_rows(env: &TestEnv, table: &str, columns: &[&str]) -> Vec<Vec<Option<String>>> {
     // format('%s') uses each type's output function (bool::text would say "true", not "t").
     // num_nulls, not IS NULL: a composite whose attributes are all NULL IS NULL too.
+    // money lands as a decimal (its text is lc_monetary's): compared as numeric.
+    let money: std::collections::HashMap<String, String> = env
+        .rows(&format!(
+            "SELECT json_build_array(attname::text, format_type(atttypid, NULL)) FROM pg_attribute
+              WHERE attrelid = '\"{table}\"'::regclass AND attnum > 0
+                AND format_type(atttypid, NULL) IN ('money', 'money[]')"
+        ))
+        .into_iter()
+        .filter_map(|r| match &r[..] {
+            [Some(name), Some(t)] => Some((name.clone(), t.replace("money", "numeric"))),
+            _ => None,
+        })
+        .collect();
     let cols = columns
         .iter()
         .map(|c| {
-            format!("CASE WHEN num_nulls(\"{c}\") = 1 THEN NULL ELSE format('%s', \"{c}\") END")
+            let v = match money.get(*c) {
+                Some(t) => format!("\"{c}\"::{t}"),
+                None => format!("\"{c}\""),
+            };
+            format!("CASE WHEN num_nulls(\"{c}\") = 1 THEN NULL ELSE format('%s', {v}) END")
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -684,30 +684,36 @@ fn ranges_multiranges_and_nested_arrays_land_as_structs_and_lists() {
 }
 
 const NETWORK: &str = r#"
-CREATE TABLE net (id int PRIMARY KEY, ip inet, cn cidr, mac macaddr, m8 macaddr8, bt bit(5), vb varbit, ips inet[]);
+CREATE TABLE net (id int PRIMARY KEY, ip inet, cn cidr, mac macaddr, m8 macaddr8, bt bit(5), vb varbit, ips inet[],
+                  cash money, cashes money[]);
 INSERT INTO net VALUES
-  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (2, '10.1.2.3', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:ff', B'10101', B'', '{}'),
-  (3, '10.1.2.3/8', '0.0.0.0/0', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00:00:00', B'00000', B'1', '{NULL,::1}'),
-  (4, '::1', '2001:db8::/64', '00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff:ff:ff', B'11111', B'0000000011', '{10.0.0.1/32}'),
-  (5, '::', '::/0', NULL, NULL, NULL, B'101010101010101010101', NULL),
-  (6, '2001:db8:0:1::1', '2001:db8:0:1::1/128', NULL, NULL, NULL, NULL, NULL),
-  (7, '1::2:0:0:3:4', '10.1.2.3/32', NULL, NULL, NULL, NULL, NULL),
-  (8, '::ffff:1.2.3.4', '::ffff:1.2.3.4/128', NULL, NULL, NULL, NULL, NULL),
-  (9, '::1.2.3.4/100', '::1.2.3.4/128', NULL, NULL, NULL, NULL, NULL),
-  (10, '1:0:3:4:5:6:7:0', '1:2:3:4:5:6:7:8/128', NULL, NULL, NULL, NULL, NULL),
-  (11, '::ffff:0.0.0.1', '::2/128', NULL, NULL, NULL, NULL, NULL),
-  (12, '0:0:0:0:0:1:0:0', '::ffff:0:0/96', NULL, NULL, NULL, NULL, NULL);
+  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (2, '10.1.2.3', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:ff', B'10101', B'', '{}', 0, '{}'),
+  (3, '10.1.2.3/8', '0.0.0.0/0', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00:00:00', B'00000', B'1', '{NULL,::1}',
+      '-92233720368547758.08', '{92233720368547758.07,NULL,-0.01}'),
+  (4, '::1', '2001:db8::/64', '00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff:ff:ff', B'11111', B'0000000011', '{10.0.0.1/32}',
+      '1234567.89', '{0.5}'),
+  (5, '::', '::/0', NULL, NULL, NULL, B'101010101010101010101', NULL, '-1', NULL),
+  (6, '2001:db8:0:1::1', '2001:db8:0:1::1/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (7, '1::2:0:0:3:4', '10.1.2.3/32', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (8, '::ffff:1.2.3.4', '::ffff:1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (9, '::1.2.3.4/100', '::1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (10, '1:0:3:4:5:6:7:0', '1:2:3:4:5:6:7:8/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (11, '::ffff:0.0.0.1', '::2/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (12, '0:0:0:0:0:1:0:0', '::ffff:0:0/96', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 "#;
 
-const NETWORK_COLS: [&str; 8] = ["id", "ip", "cn", "mac", "m8", "bt", "vb", "ips"];
+const NETWORK_COLS: [&str; 10] = [
+    "id", "ip", "cn", "mac", "m8", "bt", "vb", "ips", "cash", "cashes",
+];
 
 /// inet, cidr, macaddr(8), bit and varbit have binary readers that write PostgreSQL's
-/// own text: a session with them reads binary, and the lake equals the source's text,
-/// over edge values and two thousand generated addresses (IPv6 with random runs of zero
-/// words, IPv4-mapped and -compatible, random prefixes), like the text protocol's.
+/// own text, and money reads as a decimal: a session with them reads binary, and the
+/// lake equals the source, over edge values and two thousand generated addresses (IPv6
+/// with random runs of zero words, IPv4-mapped and -compatible, random prefixes) and
+/// amounts, like the text protocol's.
 #[test]
-fn network_and_bit_types_read_binary_exactly() {
+fn network_bit_and_money_types_read_binary_exactly() {
     let env = TestEnv::new("nettypes");
     env.sql(NETWORK);
     configure(&env, Some(&["net"]), "", "");
@@ -715,10 +721,11 @@ fn network_and_bit_types_read_binary_exactly() {
     assert_replay_equals_source(&env, "net", &["id"], &NETWORK_COLS);
     let text_lake = init_text_pipeline(&env);
     env.sql(
-        "INSERT INTO net (id, ip, cn, mac, m8, bt, vb, ips)
+        "INSERT INTO net (id, ip, cn, mac, m8, bt, vb, ips, cash, cashes)
          SELECT 100 + g, a, network(set_masklen(a, (random() * CASE WHEN family(a) = 4 THEN 32 ELSE 128 END)::int))::cidr,
                 substr(md5(g::text), 1, 12)::macaddr, substr(md5(g::text), 1, 16)::macaddr8,
-                (g % 32)::bit(5), ('x' || substr(md5(g::text), 1, g % 9))::varbit, ARRAY[a, NULL]
+                (g % 32)::bit(5), ('x' || substr(md5(g::text), 1, g % 9))::varbit, ARRAY[a, NULL],
+                ((random() - 0.5) * 10 ^ (g % 18))::numeric(20,2)::money, ARRAY[(g / 7.0)::numeric(10,2)::money]
            FROM (SELECT g, (CASE g % 5
                      WHEN 0 THEN (SELECT string_agg(CASE WHEN random() < 0.6 THEN '0' ELSE to_hex((random() * 65535)::int) END, ':')
                                     FROM generate_series(1, 8) WHERE g = g)
@@ -729,7 +736,7 @@ fn network_and_bit_types_read_binary_exactly() {
                              FROM generate_series(1, 8) WHERE g = g)
                    END || '/' || CASE WHEN g % 5 = 3 THEN (random() * 32)::int ELSE (random() * 128)::int END)::inet AS a
                  FROM generate_series(1, 2000) g) s;
-         UPDATE net SET ip = '::', vb = B'0' WHERE id = 2;
+         UPDATE net SET ip = '::', vb = B'0', cash = cash + 1::money WHERE id = 2;
          DELETE FROM net WHERE id = 3;",
     );
     let log = run_logged(&env, &["run"]);
