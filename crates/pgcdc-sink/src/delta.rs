@@ -34,6 +34,11 @@
 //! 3. one Delta commit per touched table with its intent's actions and the same two `txn`
 //!    actions.
 //!
+//! A commit whose answer is lost (the store went away mid-request) may have landed: a
+//! failed commit checks the table's `pgcdc:<slot>:commit` version before it retries (see
+//! [`commit_table`]), and object-store failures under deltalake and parquet are
+//! transient ([`ErrorKind::Unavailable`]) like the files destination's.
+//!
 //! A crash before 2 leaves only unreferenced files (the replay writes new ones). After 2,
 //! the batch is committed: [`Destination::open`] finishes step 3 for every table whose
 //! `pgcdc:<slot>:commit` version is below `seq` (a table's txn version says whether it
@@ -56,6 +61,7 @@ mod merge;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -114,6 +120,8 @@ pub struct DeltaDestination {
     tables: BTreeMap<String, Table>,
     /// `_pgcdc_state` as of this process's last commit (saves reading its log each time).
     state_table: Option<Table>,
+    /// A commit point failed without a known outcome: a rollback keeps the files.
+    unsettled: bool,
     files: u64,
 }
 
@@ -260,20 +268,26 @@ struct Stored {
 }
 
 fn delta_err(what: &str, e: DeltaTableError) -> Error {
-    let kind = match &e {
-        DeltaTableError::ObjectStore { source } => match source {
-            object_store::Error::NotFound { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => ErrorKind::InvalidConfig,
-            _ => ErrorKind::Unavailable,
-        },
-        DeltaTableError::Io { .. } => ErrorKind::Unavailable,
+    Error::new(delta_kind(&e), format!("Delta: {what}: {e}")).with_source(e)
+}
+
+/// How a deltalake failure is retried: an object-store or I/O error anywhere in its
+/// causes (a commit's conditional put, a log read, a Parquet read under the kernel) is
+/// classified as object storage's own ([`crate::error::cause_kind`]); a location that is
+/// no table is a configuration problem; anything else needs a person.
+fn delta_kind(e: &DeltaTableError) -> ErrorKind {
+    match e {
         DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_) => {
             ErrorKind::InvalidConfig
         }
-        _ => ErrorKind::Corrupt,
-    };
-    Error::new(kind, format!("Delta: {what}: {e}")).with_source(e)
+        // delta_kernel's `Error::ObjectStore` keeps the object_store error without
+        // exposing it as `source()`, and the kernel's error type is not re-exported:
+        // its derived Debug names the variant.
+        DeltaTableError::KernelError(k) if format!("{k:?}").starts_with("ObjectStore(") => {
+            ErrorKind::Unavailable
+        }
+        _ => crate::error::cause_kind(e).unwrap_or(ErrorKind::Corrupt),
+    }
 }
 
 /// The protocol a table with `schema` needs: (1, 2), or (3, 7) with `timestampNtz` when a
@@ -326,6 +340,7 @@ impl DeltaDestination {
             recovered: false,
             tables: BTreeMap::new(),
             state_table: None,
+            unsettled: false,
             files: 0,
         })
     }
@@ -723,7 +738,13 @@ impl DeltaDestination {
             }
         }
         crate::failpoint("mirror.before_commit");
-        self.write_state(&state, &intent).await?;
+        if let Err(e) = self.write_state(&state, &intent).await {
+            // The commit point may have landed unseen (the store went away for longer
+            // than the retries): its files must stay until the state is read again.
+            self.unsettled = true;
+            self.recovered = false;
+            return Err(e);
+        }
         self.seq = seq;
         self.book.state = Some(state);
         crate::failpoint("mirror.after_commit");
@@ -798,9 +819,75 @@ fn arrow_type(f: &deltalake::kernel::StructField) -> Result<DataType> {
     Ok(convert::arrow_schema(&s)?.field(0).data_type().clone())
 }
 
+/// How long [`commit_table`] retries a Delta commit that failed transiently (the same
+/// window as one object-store request's retries).
+const COMMIT_RETRY: Duration = crate::store::RETRY_TIMEOUT;
+
 /// Makes one Delta commit of `commit`'s actions and `txns` on table `t`; returns the new
 /// snapshot.
+///
+/// A commit is a conditional put of the next log entry, which object_store does not retry
+/// (it is not idempotent): when its answer is lost (the store went away mid-request) the
+/// entry may have landed or not. So a failed commit first checks whether the table's
+/// `pgcdc:<slot>:commit` transaction version already has this commit ([`landed`]), and
+/// only otherwise retries, with backoff, for up to [`COMMIT_RETRY`] while the failures
+/// are transient. A retry from the old snapshot never commits twice: deltalake's own
+/// conflict retries are off, so a log that moved on fails the attempt instead.
 async fn commit_table(
+    t: &Table,
+    snapshot: Option<&DeltaTableState>,
+    commit: &TableCommit,
+    txns: Vec<Transaction>,
+    name: &str,
+) -> Result<DeltaTableState> {
+    let deadline = std::time::Instant::now() + COMMIT_RETRY;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let err = match try_commit(t, snapshot, commit, txns.clone(), name).await {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let transient = match landed(t, &txns, name).await {
+            Ok(Some(s)) => {
+                tracing::info!(table = %name, "a Delta commit whose answer was lost had landed");
+                return Ok(s);
+            }
+            Ok(None) => err.kind() == ErrorKind::Unavailable,
+            Err(check) => {
+                err.kind() == ErrorKind::Unavailable || check.kind() == ErrorKind::Unavailable
+            }
+        };
+        if !transient || std::time::Instant::now() + pause > deadline {
+            return Err(err);
+        }
+        tracing::warn!(table = %name, error = %err, retry_in = ?pause, "Delta commit failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The table's snapshot when it already holds the commit `txns` describe (its
+/// `…:commit` transaction version is at least theirs), else None.
+async fn landed(t: &Table, txns: &[Transaction], name: &str) -> Result<Option<DeltaTableState>> {
+    let Some(txn) = txns.iter().find(|x| x.app_id.ends_with(":commit")) else {
+        return Ok(None);
+    };
+    let reading = |e| delta_err(&format!("reading table {name}"), e);
+    if !t.log.is_delta_table_location().await.map_err(reading)? {
+        return Ok(None);
+    }
+    let s = DeltaTableState::try_new(t.log.as_ref(), None)
+        .await
+        .map_err(reading)?;
+    let version = s
+        .transaction_version(t.log.as_ref(), &txn.app_id)
+        .await
+        .map_err(reading)?;
+    Ok(version.is_some_and(|v| v >= txn.version).then_some(s))
+}
+
+/// One attempt of [`commit_table`].
+async fn try_commit(
     t: &Table,
     snapshot: Option<&DeltaTableState>,
     commit: &TableCommit,
@@ -841,7 +928,9 @@ async fn commit_table(
             predicate: None,
         }
     };
-    let props = CommitProperties::default().with_application_transactions(txns);
+    let props = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_max_retries(0);
     let done = CommitBuilder::from(props)
         .with_actions(commit.actions.clone())
         .build(
@@ -939,8 +1028,11 @@ impl Destination for DeltaDestination {
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        // Files the transaction wrote are not in any Delta log; delete them (best effort).
-        for t in self.tables.values() {
+        // Files the transaction wrote are not in any Delta log; delete them (best effort),
+        // unless a commit point that names them may have landed (`VACUUM` removes them
+        // if it did not).
+        let keep = std::mem::take(&mut self.unsettled);
+        for t in self.tables.values().filter(|_| !keep) {
             for f in t.files.iter().filter(|f| f.new) {
                 let _ = t.store.delete(&Path::from(f.path.as_str())).await;
             }
@@ -950,5 +1042,32 @@ impl Destination for DeltaDestination {
         }
         self.forget();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::kernel::transaction::TransactionError;
+
+    use super::*;
+
+    #[test]
+    fn a_commit_that_lost_its_connection_is_transient_and_a_lost_race_is_not() {
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request: connection closed before message completed".into(),
+        };
+        let e = DeltaTableError::Transaction {
+            source: TransactionError::ObjectStore { source: refused },
+        };
+        assert_eq!(delta_kind(&e), ErrorKind::Unavailable);
+        let e = DeltaTableError::Transaction {
+            source: TransactionError::VersionAlreadyExists(3),
+        };
+        assert_eq!(delta_kind(&e), ErrorKind::Corrupt);
+        assert_eq!(
+            delta_kind(&DeltaTableError::NotATable("x".into())),
+            ErrorKind::InvalidConfig
+        );
     }
 }

@@ -20,9 +20,10 @@ enum Target {
     /// Delta tables in the test's directory.
     #[cfg_attr(not(feature = "delta"), allow(dead_code))]
     Delta,
-    /// Delta tables on the shared S3 server, under this prefix of bucket `demo`.
+    /// Delta tables on an S3 server, under this prefix of bucket `demo`, read back with
+    /// the server's reader environment ([`crate::support::s3::S3Server::reader_env`]).
     #[cfg_attr(not(feature = "delta"), allow(dead_code))]
-    DeltaS3(String),
+    DeltaS3(String, Vec<(String, String)>),
 }
 
 impl Target {
@@ -51,13 +52,13 @@ impl Target {
             Target::DuckDb => env.dir().join("mirror.duckdb").display().to_string(),
             Target::Postgres(t) => t.url(),
             Target::Delta => format!("delta:{}", env.dir().join("lake").display()),
-            Target::DeltaS3(prefix) => format!("delta:s3://demo/{prefix}"),
+            Target::DeltaS3(prefix, _) => format!("delta:s3://demo/{prefix}"),
         }
     }
 
     fn dataset(&self) -> String {
         match self {
-            Target::DuckDb | Target::Delta | Target::DeltaS3(_) => "ds".into(),
+            Target::DuckDb | Target::Delta | Target::DeltaS3(..) => "ds".into(),
             Target::Postgres(t) => t.schema.clone(),
         }
     }
@@ -65,7 +66,7 @@ impl Target {
     /// What the error of an incompatible type change tells the user to do by hand.
     fn manual_step(&self) -> &'static str {
         match self {
-            Target::Delta | Target::DeltaS3(_) => "delete the table's directory",
+            Target::Delta | Target::DeltaS3(..) => "delete the table's directory",
             _ => "ALTER TABLE",
         }
     }
@@ -74,7 +75,7 @@ impl Target {
     fn count(&self, env: &TestEnv, table: &str) -> usize {
         match self {
             Target::DuckDb => self.rows(env, table, &["1"]).len(),
-            Target::Delta | Target::DeltaS3(_) => self.rows(env, table, &[]).len(),
+            Target::Delta | Target::DeltaS3(..) => self.rows(env, table, &[]).len(),
             Target::Postgres(t) => t
                 .try_sql(&format!(
                     "SELECT count(*) FROM {}",
@@ -99,10 +100,10 @@ impl Target {
                 columns,
                 &[],
             ),
-            Target::DeltaS3(prefix) => crate::support::delta_rows(
+            Target::DeltaS3(prefix, reader) => crate::support::delta_rows(
                 &format!("s3://demo/{prefix}/ds/{table}"),
                 columns,
-                &crate::support::s3::shared().reader_env(),
+                reader,
             ),
         }
     }
@@ -604,7 +605,7 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
     use crate::support::s3;
     let server = s3::shared();
     let env = TestEnv::new("delta_s3");
-    let target = Target::DeltaS3(env.schema.clone());
+    let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
     create_tables(&env);
     let extra = format!(
         "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
@@ -624,6 +625,82 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
     assert_mirrored(&env, &target, "dup", &["a", "b"]);
     let status = pgcdc_ok(&env, &["status"]);
     assert!(status.contains("checkpoint"), "{status}");
+}
+
+/// The S3 store goes away twice in the middle of a run, each time right after it wrote a
+/// Delta log entry whose answer pgcdc never gets (first `_pgcdc_state`'s, the commit
+/// point, then a table's): the run waits, finds out on its return that the commit
+/// landed, and completes; the tables equal the source (nothing lost or doubled).
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
+    use crate::support::outage::OutageProxy;
+    use crate::support::s3::{self, S3Server};
+    let server = S3Server::start();
+    let proxy = OutageProxy::start(server.port);
+    let env = TestEnv::new("delta_s3_outage");
+    let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
+    create_tables(&env);
+    let extra = format!(
+        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
+        s3::ACCESS_KEY,
+        s3::SECRET_KEY,
+        proxy.endpoint()
+    );
+    configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
+    pgcdc_ok(&env, &["init"]);
+    for round in 0..3 {
+        workload(&env, round);
+    }
+    let mut child = env.spawn_pgcdc_logged(&["run"], "outage");
+    let log_of = |table: &str| format!("/ds/{table}/_delta_log/");
+    for table in ["_pgcdc_state", "orders"] {
+        proxy.arm("PUT", &log_of(table));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !proxy.tripped() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before the outage at {table}: {}",
+                env.log("outage")
+            );
+            assert!(std::time::Instant::now() < deadline, "no commit of {table}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The server itself is down too, for 4 s: the run waits instead of failing.
+        server.stop();
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pgcdc run gave up while the store was down: {}",
+            env.log("outage")
+        );
+        server.resume();
+        proxy.up();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pgcdc run did not finish after the store came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "pgcdc run failed after the outage: {}",
+        env.log("outage")
+    );
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+    // The next run has nothing left to finish, and the tables stay equal.
+    workload(&env, 3);
+    pgcdc_ok(&env, &["run"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
 }
 
 /// A large transaction (streamed by the server while in progress) between small ones
