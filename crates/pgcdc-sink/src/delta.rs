@@ -12,15 +12,19 @@
 //! # The merge
 //!
 //! deltalake without DataFusion has no MERGE, so pgcdc merges itself, copy-on-write
-//! ([`merge`]): for each step of a write, the live files that may hold a touched key
-//! (per-file min/max statistics of the first key column prune the rest; the key columns of
-//! the others are read) are read with the parquet crate, their untouched rows and the
-//! step's resulting rows (TOAST-unchanged columns filled from the step or the old row) are
-//! written as new Parquet files, and the old files are marked removed. Nothing is in the
-//! Delta log until the commit: a transaction's files are invisible to readers. The cost:
-//! every commit rewrites the files that hold a touched key; inserts of new keys with an
-//! increasing key touch no file. Truncate removes every file; a keyless table removes
-//! rows by whole-row match (reading the table).
+//! ([`merge`]). [`Destination::write`] only buffers a table's changelog rows; at the
+//! commit (or when the table's schema changes mid-batch) they are merged **once per table
+//! and batch**: the changes are replayed per key in order (last change wins, a key change
+//! moves the row, TOAST-unchanged columns from the latest earlier row of the key in the
+//! batch or the stored row; a truncate drops everything before it), the live files that
+//! may hold a touched key (per-file min/max statistics of the first key column prune the
+//! rest; the key columns of the others are read) are read with the parquet crate, their
+//! untouched rows and the resulting rows are written as new Parquet files, and the old
+//! files are marked removed. Nothing is in the Delta log until the commit: a
+//! transaction's files are invisible to readers. The cost: every commit rewrites the
+//! files that hold a touched key, once however many changes the batch has; inserts of new
+//! keys with an increasing key touch no file. Truncate removes every file; a keyless
+//! table removes rows by whole-row match (reading the table).
 //!
 //! # Exactly once, across several tables
 //!
@@ -122,7 +126,15 @@ pub struct DeltaDestination {
     state_table: Option<Table>,
     /// A commit point failed without a known outcome: a rollback keeps the files.
     unsettled: bool,
+    /// Changelog rows per table written since the last commit, not merged yet.
+    pending: BTreeMap<String, Pending>,
     files: u64,
+}
+
+/// One table's changelog rows waiting for the merge, all of one schema.
+struct Pending {
+    table: TableSchema,
+    rows: Vec<RecordBatch>,
 }
 
 /// One Delta table as of the open transaction.
@@ -341,6 +353,7 @@ impl DeltaDestination {
             tables: BTreeMap::new(),
             state_table: None,
             unsettled: false,
+            pending: BTreeMap::new(),
             files: 0,
         })
     }
@@ -625,43 +638,71 @@ impl DeltaDestination {
         Ok(rewrite && !t.files.is_empty())
     }
 
-    async fn apply(&mut self, table: &TableSchema, rows: &RecordBatch, step: Step) -> Result<()> {
+    /// Merges the rows `table` buffered since the last commit (or since its schema last
+    /// changed), once (see the module docs).
+    async fn flush(&mut self, name: &str) -> Result<()> {
+        let Some(pending) = self.pending.remove(name) else {
+            return Ok(());
+        };
+        let Some(first) = pending.rows.first() else {
+            return Ok(());
+        };
+        let rows = arrow_select::concat::concat_batches(&first.schema(), &pending.rows)?;
+        self.apply(&pending.table, &rows).await
+    }
+
+    /// Merges `rows` (all of one table and schema) into the table: a truncate empties
+    /// it, and everything after the last truncate is merged in one pass.
+    async fn apply(&mut self, table: &TableSchema, rows: &RecordBatch) -> Result<()> {
         let soft = self
             .config
             .soft_delete
             .clone()
             .filter(|_| mirror::keyed(table));
-        let prefix = self.file_prefix(self.seq + 1);
-        let (range, moved, unchanged) = match step {
-            Step::Truncate => {
-                let t = self.table(table).await?;
-                for f in t.files.clone() {
-                    t.remove_file(&f.path);
-                }
-                return Ok(());
+        let steps = mirror::plan(rows, &self.meta, mirror::keyed(table))?;
+        let after = steps
+            .iter()
+            .rposition(|s| *s == Step::Truncate)
+            .map_or(0, |i| i + 1);
+        if after > 0 {
+            let t = self.table(table).await?;
+            for f in t.files.clone() {
+                t.remove_file(&f.path);
             }
-            Step::Rows {
+        }
+        let mut start = None;
+        let (mut moved, mut unchanged) = (Vec::new(), BTreeSet::new());
+        for step in &steps[after..] {
+            if let Step::Rows {
                 range,
-                moved,
-                unchanged,
-            } => (range, moved, unchanged),
-        };
-        let slice = rows.slice(range.start, range.len());
-        let mut t = match self.tables.remove(&table.table.name) {
-            Some(t) => t,
-            None => {
-                self.table(table).await?;
-                self.tables
-                    .remove(&table.table.name)
-                    .ok_or_else(|| Error::new(ErrorKind::Encode, "internal: table not loaded"))?
+                moved: m,
+                unchanged: u,
+            } = step
+            {
+                let base = *start.get_or_insert(range.start);
+                if *m {
+                    moved.push(range.start - base);
+                }
+                unchanged.extend(u.iter().cloned());
             }
+        }
+        let Some(start) = start else {
+            return Ok(());
         };
+        let slice = rows.slice(start, rows.num_rows() - start);
+        let unchanged: Vec<String> = unchanged.into_iter().collect();
+        let prefix = self.file_prefix(self.seq + 1);
+        self.table(table).await?;
+        let mut t = self
+            .tables
+            .remove(&table.table.name)
+            .ok_or_else(|| Error::new(ErrorKind::Encode, "internal: table not loaded"))?;
         let result = self
             .apply_rows(
                 &mut t,
                 table,
                 &slice,
-                moved,
+                &moved,
                 &unchanged,
                 soft.as_deref(),
                 prefix,
@@ -677,7 +718,7 @@ impl DeltaDestination {
         t: &mut Table,
         table: &TableSchema,
         slice: &RecordBatch,
-        moved: bool,
+        moved: &[usize],
         unchanged: &[String],
         soft: Option<&str>,
         prefix: String,
@@ -775,6 +816,7 @@ impl DeltaDestination {
     }
 
     fn forget(&mut self) {
+        self.pending.clear();
         self.tables.clear();
         self.book.reset();
     }
@@ -972,7 +1014,7 @@ impl Destination for DeltaDestination {
         if let Some(s) = &stored {
             self.seq = self.seq.max(s.seq);
         }
-        let in_tx = self.tables.values().any(|t| t.dirty);
+        let in_tx = !self.pending.is_empty() || self.tables.values().any(|t| t.dirty);
         Ok(self.book.read(stored.map(|s| s.state), in_tx))
     }
 
@@ -1010,15 +1052,33 @@ impl Destination for DeltaDestination {
         }
         self.recover().await?;
         self.book.admit(table, self.config.soft_delete.as_deref())?;
-        let steps = mirror::plan(&rows, &self.meta, mirror::keyed(table))?;
-        for step in steps {
-            self.apply(table, &rows, step).await?;
+        // Rows wait for the commit, to be merged once per table and batch; a schema change
+        // merges the rows before it first.
+        let name = &table.table.name;
+        let same = self
+            .pending
+            .get(name)
+            .is_some_and(|p| p.table == *table && p.rows[0].schema() == rows.schema());
+        if !same {
+            self.flush(name).await?;
         }
+        self.pending
+            .entry(name.clone())
+            .or_insert_with(|| Pending {
+                table: table.clone(),
+                rows: Vec::new(),
+            })
+            .rows
+            .push(rows);
         Ok(())
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         self.recover().await?;
+        let names: Vec<String> = self.pending.keys().cloned().collect();
+        for name in names {
+            self.flush(&name).await?;
+        }
         if self.book.state.is_none() {
             let stored = self.read_state().await?;
             self.book.state = stored.map(|s| s.state);
