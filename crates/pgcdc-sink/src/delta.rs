@@ -985,6 +985,65 @@ async fn try_commit(
     Ok(done.snapshot())
 }
 
+/// Characters a Delta table without column mapping cannot have in a column name: they
+/// mean something in Parquet's schema syntax, and delta-kernel's schema validation (what
+/// Delta readers enforce) refuses them.
+const INVALID_NAME_CHARS: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
+
+/// Refuses a column (or a field of a composite column, at `path`) whose name a Delta
+/// table cannot hold: one with [`INVALID_NAME_CHARS`], or two names that differ only in
+/// case (Delta column names are case-insensitive).
+fn check_names(table: &TableSchema, fields: &arrow_schema::Fields, path: &str) -> Result<()> {
+    let what = "; leave the column out (source.include_columns), rename it at the source, or mirror the table into DuckDB or PostgreSQL";
+    let mut seen = BTreeSet::new();
+    for f in fields {
+        let name = format!("{path}{}", f.name());
+        if f.name().contains(INVALID_NAME_CHARS) {
+            let bad: String = f
+                .name()
+                .chars()
+                .filter(|c| INVALID_NAME_CHARS.contains(c))
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "column {} of table {} has a name a Delta table cannot hold (it contains {bad}; Delta without column mapping refuses spaces and any of ,;{{}}()=, tabs and newlines){what}",
+                    quote_ident(&name),
+                    table.table
+                ),
+            ));
+        }
+        if !seen.insert(f.name().to_lowercase()) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "column {} of table {} differs from another column only in case, which a Delta table cannot hold (its column names are case-insensitive){what}",
+                    quote_ident(&name),
+                    table.table
+                ),
+            ));
+        }
+        if let Some(inner) = nested_fields(f.data_type()) {
+            check_names(table, inner, &format!("{name}."))?;
+        }
+    }
+    Ok(())
+}
+
+/// The fields inside a struct (or a list or map of structs) column.
+fn nested_fields(t: &DataType) -> Option<&arrow_schema::Fields> {
+    match t {
+        DataType::Struct(fields) => Some(fields),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            nested_fields(f.data_type())
+        }
+        DataType::Map(f, _) => nested_fields(f.data_type()),
+        _ => None,
+    }
+}
+
 /// A value of the state row, as JSON.
 fn json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v)
@@ -999,6 +1058,11 @@ impl Destination for DeltaDestination {
             crate::store::redact_url(&self.config.url),
             self.config.dataset
         )
+    }
+
+    fn check_table(&self, table: &TableSchema) -> Result<()> {
+        let schema = table.arrow_schema(&self.config.meta);
+        check_names(table, schema.fields(), "")
     }
 
     async fn open(&mut self) -> Result<Option<Committed>> {
@@ -1051,6 +1115,8 @@ impl Destination for DeltaDestination {
             return Ok(());
         }
         self.recover().await?;
+        // A column added since `init` may have a name Delta cannot hold.
+        self.check_table(table)?;
         self.book.admit(table, self.config.soft_delete.as_deref())?;
         // Rows wait for the commit, to be merged once per table and batch; a schema change
         // merges the rows before it first.
@@ -1129,5 +1195,51 @@ mod tests {
             delta_kind(&DeltaTableError::NotATable("x".into())),
             ErrorKind::InvalidConfig
         );
+    }
+
+    fn schema(columns: &[&str]) -> TableSchema {
+        TableSchema {
+            table: pgcdc_core::TableName::new("public", "t"),
+            columns: columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| pgcdc_core::Column {
+                    name: c.to_string(),
+                    type_oid: 23,
+                    type_modifier: -1,
+                    kind: pgcdc_core::ValueKind::Int32,
+                    key: i == 0,
+                    hinted: false,
+                })
+                .collect(),
+            replica_identity: pgcdc_core::ReplicaIdentity::Default,
+        }
+    }
+
+    #[test]
+    fn column_names_delta_cannot_hold_are_named() {
+        let check = |cols: &[&str]| {
+            let t = schema(cols);
+            let meta = MetaColumns::preset(pgcdc_core::MetaPreset::Pgcdc);
+            check_names(&t, t.arrow_schema(&meta).fields(), "")
+        };
+        assert!(check(&["id", "price_eur", "Ünïcode"]).is_ok());
+        for bad in [
+            "unit price",
+            "a,b",
+            "f(x)",
+            "a=b",
+            "tab\there",
+            "x;y",
+            "{z}",
+        ] {
+            let err = check(&["id", bad]).expect_err(bad).to_string();
+            assert!(err.contains(&quote_ident(bad)), "{bad}: {err}");
+            assert!(err.contains("include_columns"), "{err}");
+        }
+        let err = check(&["id", "Note", "note"])
+            .expect_err("case")
+            .to_string();
+        assert!(err.contains("only in case"), "{err}");
     }
 }

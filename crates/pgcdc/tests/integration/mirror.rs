@@ -703,6 +703,68 @@ fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
     assert_mirrored(&env, &target, "dup", &["a", "b"]);
 }
 
+/// Column names Delta (without column mapping) cannot hold — a space or one of
+/// `,;{}()=`, names equal but for case — fail `init` naming the column and what to do,
+/// before a slot or publication exists or anything is written; leaving the column out
+/// works; such a column added later stops the run the same way.
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_refuses_column_names_delta_cannot_hold() {
+    let env = TestEnv::new("delta_bad_names");
+    let target = Target::Delta;
+    env.sql(
+        r#"CREATE TABLE good (id int PRIMARY KEY, v text);
+           CREATE TABLE odd (id int PRIMARY KEY, "unit price" numeric, "f(x)" int);
+           CREATE TABLE cased (id int PRIMARY KEY, "Note" text, note text);
+           INSERT INTO good VALUES (1, 'a'); INSERT INTO odd VALUES (1, 2.5, 3);"#,
+    );
+    let nothing_created = |what: &str| {
+        let n = env.sql(&format!(
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}') + (SELECT count(*) FROM pg_publication WHERE pubname = '{}')",
+            env.slot, env.publication
+        ));
+        assert_eq!(n.trim(), "0", "{what}: a slot or publication was created");
+        assert!(
+            !env.dir().join("lake/ds/good").exists(),
+            "{what}: a table was written"
+        );
+    };
+    std::fs::create_dir_all(env.dir().join("lake")).unwrap();
+    configure_mirror(&env, &target, &["good", "odd"], "");
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(
+        err.contains("column \"unit price\" of table") && err.contains("odd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("' '") && err.contains("source.include_columns"),
+        "{err}"
+    );
+    nothing_created("a space");
+    configure_mirror(&env, &target, &["good", "cased"], "");
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(
+        err.contains("column \"note\" of table") && err.contains("only in case"),
+        "{err}"
+    );
+    nothing_created("names equal but for case");
+    // Without those columns the tables mirror.
+    configure_mirror(
+        &env,
+        &target,
+        &["good", "odd"],
+        "[source.include_columns]\nodd = [\"id\"]\n",
+    );
+    pgcdc_ok(&env, &["init"]);
+    assert_mirrored(&env, &target, "good", &["id", "v"]);
+    assert_mirrored(&env, &target, "odd", &["id"]);
+    // A bad name added later stops the run, naming it; nothing of the batch lands.
+    env.sql(r#"ALTER TABLE good ADD COLUMN "a=b" int; INSERT INTO good VALUES (2, 'b', 1);"#);
+    let err = crate::replication::pgcdc_err(&env, &["run"]);
+    assert!(err.contains("column \"a=b\" of table"), "{err}");
+    assert_eq!(target.rows(&env, "good", &["id"]).len(), 1);
+}
+
 /// A large transaction (streamed by the server while in progress) between small ones
 /// (buffered by pgcdc) in one batch: the mirror applies them in commit order.
 fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
