@@ -13,8 +13,8 @@
 //!
 //! deltalake without DataFusion has no MERGE, so pgcdc merges itself, copy-on-write
 //! ([`merge`]). [`Destination::write`] only buffers a table's changelog rows; at the
-//! commit (or when the table's schema changes mid-batch) they are merged **once per table
-//! and batch**: the changes are replayed per key in order (last change wins, a key change
+//! commit (or when the table's schema changes mid-batch, or when buffered rows pass
+//! [`MERGE_AT_BYTES`]) they are merged **once per table and batch**: the changes are replayed per key in order (last change wins, a key change
 //! moves the row, TOAST-unchanged columns from the latest earlier row of the key in the
 //! batch or the stored row; a truncate drops everything before it), the live files that
 //! may hold a touched key (per-file min/max statistics of the first key column prune the
@@ -135,7 +135,14 @@ pub struct DeltaDestination {
 struct Pending {
     table: TableSchema,
     rows: Vec<RecordBatch>,
+    /// Their Arrow memory.
+    bytes: usize,
 }
+
+/// Buffered rows are merged before the commit once they hold this much Arrow memory: a
+/// transaction larger than the pipeline's batch (which it writes in parts to bound its
+/// memory) is merged in parts too, not held whole.
+const MERGE_AT_BYTES: usize = 256 << 20;
 
 /// One Delta table as of the open transaction.
 pub(crate) struct Table {
@@ -651,6 +658,15 @@ impl DeltaDestination {
         self.apply(&pending.table, &rows).await
     }
 
+    /// Merges every table's buffered rows.
+    async fn flush_all(&mut self) -> Result<()> {
+        let names: Vec<String> = self.pending.keys().cloned().collect();
+        for name in names {
+            self.flush(&name).await?;
+        }
+        Ok(())
+    }
+
     /// Merges `rows` (all of one table and schema) into the table: a truncate empties
     /// it, and everything after the last truncate is merged in one pass.
     async fn apply(&mut self, table: &TableSchema, rows: &RecordBatch) -> Result<()> {
@@ -1128,23 +1144,22 @@ impl Destination for DeltaDestination {
         if !same {
             self.flush(name).await?;
         }
-        self.pending
-            .entry(name.clone())
-            .or_insert_with(|| Pending {
-                table: table.clone(),
-                rows: Vec::new(),
-            })
-            .rows
-            .push(rows);
+        let pending = self.pending.entry(name.clone()).or_insert_with(|| Pending {
+            table: table.clone(),
+            rows: Vec::new(),
+            bytes: 0,
+        });
+        pending.bytes += rows.get_array_memory_size();
+        pending.rows.push(rows);
+        if self.pending.values().map(|p| p.bytes).sum::<usize>() >= MERGE_AT_BYTES {
+            self.flush_all().await?;
+        }
         Ok(())
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         self.recover().await?;
-        let names: Vec<String> = self.pending.keys().cloned().collect();
-        for name in names {
-            self.flush(&name).await?;
-        }
+        self.flush_all().await?;
         if self.book.state.is_none() {
             let stored = self.read_state().await?;
             self.book.state = stored.map(|s| s.state);

@@ -20,7 +20,8 @@ use super::data::{self, Bound, DataFile, Sink};
 use super::Table;
 use crate::{Error, ErrorKind, Result};
 
-/// The changelog rows of one step: conformed to the table's schema, with their metadata.
+/// The changelog rows of one merge (a batch's rows after its last truncate), conformed to
+/// the table's schema, with their metadata.
 pub struct StepRows<'a> {
     /// Source columns in the table's schema (other columns NULL, the flag false).
     pub rows: RecordBatch,
@@ -535,7 +536,86 @@ fn any_within(values: &[Bound], lo: &Bound, hi: &Bound) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::Int32Array;
+
     use super::*;
+
+    /// The replay of: insert 1 (big = a); update 1 keeping big; move 1 → 2 keeping big
+    /// (a moved pair); delete 3 (stored); move 4 (stored) → 3 keeping big; delete 5 (never
+    /// there). Key 2 has 1's big from the batch, key 3 has 4's stored row's.
+    #[test]
+    fn the_replay_keeps_toast_values_from_the_latest_earlier_row_of_a_key() {
+        let rows: [(i32, &str, i64, bool); 8] = [
+            (1, "insert", 1, false),
+            (1, "update", 2, true),
+            (1, "delete", 3, false),
+            (2, "update", 3, true),
+            (3, "delete", 4, false),
+            (4, "delete", 5, false),
+            (3, "update", 5, true),
+            (5, "delete", 6, false),
+        ];
+        let mut toast = ListBuilder::new(StringBuilder::new());
+        for r in &rows {
+            if r.3 {
+                toast.values().append_value("big");
+            }
+            toast.append(true);
+        }
+        let toast = toast.finish();
+        let ops = StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
+        let lsns = Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int32Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            (
+                "big",
+                Arc::new(StringArray::from(vec![Some("a"); 8])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let step = StepRows {
+            rows: batch,
+            ops: &ops,
+            lsns: &lsns,
+            toast: Some(&toast),
+            columns: vec![("id".into(), true), ("big".into(), false)],
+        };
+        let conv = converter(&step.rows, &[0]).unwrap();
+        let keys = encode(&conv, &step.rows, &[0]).unwrap();
+        // Keys 3 and 4 are stored: existing rows 0 and 1 of source 1.
+        let found: HashMap<Vec<u8>, Pick> = [(4, (1, 0)), (5, (1, 1))]
+            .into_iter()
+            .map(|(i, p): (usize, Pick)| (keys.row(i).as_ref().to_vec(), p))
+            .collect();
+        let keepable = [None, Some("big")];
+        let replay = Replay {
+            step: &step,
+            keys: &keys,
+            found: &found,
+            keepable: &keepable,
+            moved: &[2, 5],
+            soft: false,
+        };
+        let out: Vec<Option<Vec<Pick>>> =
+            replay.run().iter().map(|n| n.values().cloned()).collect();
+        // In the order of the keys' last changes: 1 (deleted at 2), 2 (3), 4 (5), 3 (6), 5 (7).
+        assert_eq!(
+            out,
+            vec![
+                None,
+                Some(vec![(0, 3), (0, 0)]),
+                None,
+                Some(vec![(0, 6), (1, 1)]),
+                None,
+            ]
+        );
+    }
 
     #[test]
     fn pruning_finds_a_value_inside_the_range() {
