@@ -175,24 +175,7 @@ impl Table {
             moved,
             soft: soft.is_some(),
         };
-        let (ordered, null_source) = (replay.run(), existing.len() + 1);
-        let mut picks: Vec<Vec<Pick>> = vec![Vec::new(); schema.fields().len()];
-        let mut flags = Vec::new();
-        for now in ordered {
-            let (values, deleted) = match &now {
-                Now::Absent => continue,
-                Now::Live(p) => (p, false),
-                Now::Deleted(p) => (p, true),
-            };
-            for (column, &pick) in picks.iter_mut().zip(values) {
-                column.push(if pick.0 == NULL_PICK {
-                    (null_source, 0)
-                } else {
-                    pick
-                });
-            }
-            flags.push(deleted);
-        }
+        let (picks, flags) = columns_of(replay.run(), keepable.len(), existing.len() + 1);
         let flag_col = soft.and_then(|f| schema.index_of(f).ok());
         let batch = assemble(rows, &existing, &picks, flags, flag_col)?;
         sink.write(&batch).await?;
@@ -480,6 +463,29 @@ impl Replay<'_, '_> {
             })
             .collect()
     }
+}
+
+/// The final rows as picks per column (`null_source`: the source index of NULL) and
+/// their soft-delete flags; keys without a row are left out.
+fn columns_of(finals: Vec<Now>, columns: usize, null_source: usize) -> (Vec<Vec<Pick>>, Vec<bool>) {
+    let mut picks: Vec<Vec<Pick>> = vec![Vec::new(); columns];
+    let mut flags = Vec::new();
+    for now in finals {
+        let (values, deleted) = match &now {
+            Now::Absent => continue,
+            Now::Live(p) => (p, false),
+            Now::Deleted(p) => (p, true),
+        };
+        for (column, &pick) in picks.iter_mut().zip(values) {
+            column.push(if pick.0 == NULL_PICK {
+                (null_source, 0)
+            } else {
+                pick
+            });
+        }
+        flags.push(deleted);
+    }
+    (picks, flags)
 }
 
 /// The output rows: per column, the values `picks` names (from the step's rows, the
