@@ -877,10 +877,6 @@ fn arrow_type(f: &deltalake::kernel::StructField) -> Result<DataType> {
     Ok(convert::arrow_schema(&s)?.field(0).data_type().clone())
 }
 
-/// How long [`commit_table`] retries a Delta commit that failed transiently (the same
-/// window as one object-store request's retries).
-const COMMIT_RETRY: Duration = crate::store::RETRY_TIMEOUT;
-
 /// Makes one Delta commit of `commit`'s actions and `txns` on table `t`; returns the new
 /// snapshot.
 ///
@@ -888,7 +884,8 @@ const COMMIT_RETRY: Duration = crate::store::RETRY_TIMEOUT;
 /// (it is not idempotent): when its answer is lost (the store went away mid-request) the
 /// entry may have landed or not. So a failed commit first checks whether the table's
 /// `pgcdc:<slot>:commit` transaction version already has this commit ([`landed`]), and
-/// only otherwise retries, with backoff, for up to [`COMMIT_RETRY`] while the failures
+/// only otherwise retries, with backoff, for up to [`crate::store::retry_timeout`] (the
+/// window of one object-store request's retries) while the failures
 /// are transient. A retry from the old snapshot never commits twice: deltalake's own
 /// conflict retries are off, so a log that moved on fails the attempt instead.
 async fn commit_table(
@@ -898,7 +895,7 @@ async fn commit_table(
     txns: Vec<Transaction>,
     name: &str,
 ) -> Result<DeltaTableState> {
-    let deadline = std::time::Instant::now() + COMMIT_RETRY;
+    let deadline = std::time::Instant::now() + crate::store::retry_timeout();
     let mut pause = Duration::from_millis(200);
     loop {
         let err = match try_commit(t, snapshot, commit, txns.clone(), name).await {

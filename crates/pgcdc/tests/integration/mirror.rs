@@ -631,14 +631,21 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
 /// Delta log entry whose answer pgcdc never gets (first `_pgcdc_state`'s, the commit
 /// point, then a table's): the run waits, finds out on its return that the commit
 /// landed, and completes; the tables equal the source (nothing lost or doubled).
+/// A Delta mirror on its own S3 server, reached through an outage proxy
+/// ([`crate::support::outage`]); `init` done.
 #[cfg(feature = "delta")]
-#[test]
-fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
-    use crate::support::outage::OutageProxy;
+fn delta_behind_a_proxy(
+    name: &str,
+) -> (
+    crate::support::s3::S3Server,
+    crate::support::outage::OutageProxy,
+    TestEnv,
+    Target,
+) {
     use crate::support::s3::{self, S3Server};
     let server = S3Server::start();
-    let proxy = OutageProxy::start(server.port);
-    let env = TestEnv::new("delta_s3_outage");
+    let proxy = crate::support::outage::OutageProxy::start(server.port);
+    let env = TestEnv::new(name);
     let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
     create_tables(&env);
     let extra = format!(
@@ -649,6 +656,17 @@ fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
     );
     configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
     pgcdc_ok(&env, &["init"]);
+    (server, proxy, env, target)
+}
+
+/// The S3 store goes away twice in the middle of a run, each time right after it wrote a
+/// Delta log entry whose answer pgcdc never gets (first `_pgcdc_state`'s, the commit
+/// point, then a table's): the run waits, finds out on its return that the commit
+/// landed, and completes; the tables equal the source (nothing lost or doubled).
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
+    let (server, proxy, env, target) = delta_behind_a_proxy("delta_s3_outage");
     for round in 0..3 {
         workload(&env, round);
     }
@@ -700,6 +718,31 @@ fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
     workload(&env, 3);
     pgcdc_ok(&env, &["run"]);
     assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+}
+
+/// Right after the store wrote the commit point (`_pgcdc_state`'s log entry, its answer
+/// lost), `_pgcdc_state` stays unreachable for longer than the retries while the tables'
+/// objects can still be reached (deleted): the run fails without knowing whether the
+/// commit landed, so it keeps the batch's files; the rerun finds the commit, finishes it
+/// and goes on, and the tables equal the source.
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_reruns_cleanly_after_an_outage_longer_than_the_retries() {
+    let (_server, proxy, env, target) = delta_behind_a_proxy("delta_s3_long_outage");
+    workload(&env, 0);
+    proxy.arm_then_block("PUT", "/ds/_pgcdc_state/_delta_log/", "/ds/_pgcdc_state/");
+    let out = env.pgcdc_with_env(&["run"], &[("PGCDC_RETRY_TIMEOUT_MS", "3000")]);
+    assert!(proxy.tripped(), "no commit point was written");
+    assert!(
+        !out.status.success(),
+        "the run succeeded with the store down"
+    );
+    proxy.up();
+    workload(&env, 1);
+    pgcdc_ok(&env, &["run"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
     assert_mirrored(&env, &target, "dup", &["a", "b"]);
 }
 

@@ -5,7 +5,8 @@
 //! refuses connections and every open connection is cut, until [`OutageProxy::up`].
 //!
 //! That is what a store crashing right after a write looks like to a client — the case a
-//! plain stop of the server only hits by luck. Requests are parsed just enough to find
+//! plain stop of the server only hits by luck. [`OutageProxy::arm_then_block`] makes the
+//! outage partial instead: after the dropped answer only requests to some paths fail. Requests are parsed just enough to find
 //! their ends (object_store sends bodies with `Content-Length`); answers are piped back
 //! byte for byte.
 
@@ -26,9 +27,13 @@ struct Shared {
     upstream: u16,
     /// While armed: the method and a substring of the path whose answer is dropped.
     armed: Mutex<Option<(String, String)>>,
-    /// Set when an answer was dropped (the proxy is down since).
+    /// Set when an answer was dropped (the proxy is down, or blocking, since).
     tripped: AtomicBool,
     down: AtomicBool,
+    /// With the armed request: after it, cut only requests whose path contains this.
+    block_after: Mutex<Option<String>>,
+    /// Requests whose path contains this are cut (a partial outage).
+    blocked: Mutex<Option<String>>,
     /// Open client connections, to cut them when going down.
     clients: Mutex<Vec<TcpStream>>,
 }
@@ -42,8 +47,11 @@ impl OutageProxy {
             armed: Mutex::new(None),
             tripped: AtomicBool::new(false),
             down: AtomicBool::new(false),
+            block_after: Mutex::new(None),
+            blocked: Mutex::new(None),
             clients: Mutex::new(Vec::new()),
         });
+        shared.down.store(true, Ordering::SeqCst);
         let proxy = OutageProxy { port, shared };
         proxy.up();
         proxy
@@ -57,8 +65,16 @@ impl OutageProxy {
     /// Drops the answer to the next `method` request whose path contains `path`, then
     /// goes down.
     pub fn arm(&self, method: &str, path: &str) {
+        *self.shared.block_after.lock().unwrap() = None;
         self.shared.tripped.store(false, Ordering::SeqCst);
         *self.shared.armed.lock().unwrap() = Some((method.to_string(), path.to_string()));
+    }
+
+    /// Like [`OutageProxy::arm`], but after the dropped answer the proxy stays up and cuts
+    /// only the requests whose path contains `blocked` (every open connection is cut once).
+    pub fn arm_then_block(&self, method: &str, path: &str, blocked: &str) {
+        self.arm(method, path);
+        *self.shared.block_after.lock().unwrap() = Some(blocked.to_string());
     }
 
     /// Whether the armed request came and the proxy went down.
@@ -68,7 +84,10 @@ impl OutageProxy {
 
     /// Listens again (after an outage, or at start).
     pub fn up(&self) {
-        self.shared.down.store(false, Ordering::SeqCst);
+        *self.shared.blocked.lock().unwrap() = None;
+        if !self.shared.down.swap(false, Ordering::SeqCst) {
+            return;
+        }
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind the proxy port");
         listener
             .set_nonblocking(true)
@@ -87,6 +106,10 @@ impl Drop for OutageProxy {
 impl Shared {
     fn go_down(&self) {
         self.down.store(true, Ordering::SeqCst);
+        self.cut_all();
+    }
+
+    fn cut_all(&self) {
         for c in self.clients.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
@@ -166,6 +189,16 @@ fn serve(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .to_string();
         let mut words = first.split(' ');
         let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let cut = shared
+            .blocked
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|b| path.contains(b.as_str()));
+        if cut {
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         let hit = {
             let mut armed = shared.armed.lock().unwrap();
             let hit = armed
@@ -187,7 +220,13 @@ fn serve(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             while !answered.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            shared.go_down();
+            match shared.block_after.lock().unwrap().take() {
+                Some(b) => {
+                    *shared.blocked.lock().unwrap() = Some(b);
+                    shared.cut_all();
+                }
+                None => shared.go_down(),
+            }
             shared.tripped.store(true, Ordering::SeqCst);
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
