@@ -1075,7 +1075,17 @@ impl Destination for DeltaDestination {
 
     fn check_table(&self, table: &TableSchema) -> Result<()> {
         let schema = table.arrow_schema(&self.config.meta);
-        check_names(table, schema.fields(), "")
+        check_names(table, schema.fields(), "")?;
+        match self.config.soft_delete.as_deref() {
+            Some(flag) if flag.contains(INVALID_NAME_CHARS) => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "destination.soft_delete_column {} is a column name a Delta table cannot hold (no spaces or any of ,;{{}}()=, tabs and newlines); choose another",
+                    quote_ident(flag)
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn open(&mut self) -> Result<Option<Committed>> {
@@ -1249,6 +1259,22 @@ mod tests {
             assert!(err.contains(&quote_ident(bad)), "{bad}: {err}");
             assert!(err.contains("include_columns"), "{err}");
         }
+        let delta = |flag: &str| {
+            DeltaDestination::new(DeltaConfig {
+                url: "/nowhere".into(),
+                options: Default::default(),
+                dataset: "ds".into(),
+                meta: MetaColumns::preset(pgcdc_core::MetaPreset::Pgcdc),
+                soft_delete: Some(flag.into()),
+            })
+            .expect("a destination")
+        };
+        assert!(delta("_deleted").check_table(&schema(&["id"])).is_ok());
+        let err = delta("is deleted")
+            .check_table(&schema(&["id"]))
+            .expect_err("flag")
+            .to_string();
+        assert!(err.contains("soft_delete_column"), "{err}");
         let err = check(&["id", "Note", "note"])
             .expect_err("case")
             .to_string();
