@@ -1144,10 +1144,9 @@ impl Destination for DeltaDestination {
         // Rows wait for the commit, to be merged once per table and batch; a schema change
         // merges the rows before it first.
         let name = &table.table.name;
-        let same = self
-            .pending
-            .get(name)
-            .is_some_and(|p| p.table == *table && p.rows[0].schema() == rows.schema());
+        let same = self.pending.get(name).is_some_and(|p| {
+            p.table == *table && p.rows.first().is_some_and(|r| r.schema() == rows.schema())
+        });
         if !same {
             self.flush(name).await?;
         }
