@@ -10,7 +10,14 @@
 #   `bench/stream.sh 1` makes it one transaction (streamed in progress by the server).
 # WORKLOAD wide: 100k changes of rows with an 8 KB TOASTed text (stored out of line):
 #   50k inserts, 30k updates leaving it unchanged, 10k updates changing it, 10k deletes.
+# WORKLOAD moves: 300 inserts of 8 KB rows (TOASTed, out of line), then one transaction
+#   changing the key of each (300 key changes that keep the TOASTed value: each a delete
+#   and an update, a separate step of a mirror's merge).
 # CHANGES=N scales the mixed workload (e.g. CHANGES=1000000 bench/stream.sh 1).
+# ONLY=<tool> runs pg_recvlogical (the baseline) and one tool: sql, stream, duckdb,
+#   postgres or delta (no SQL-interface rows and no chart then).
+# PGCDC=<binary> runs that pgcdc binary instead of building one, e.g. to compare two
+#   builds: PGCDC=old/pgcdc ONLY=delta bench/stream.sh 1 moves.
 #
 # Prints changes/s, the ratio to pg_recvlogical, client and server CPU seconds and peak
 # RSS for: pg_recvlogical; pgcdc run reading SQL pages (source.reader = "sql") and reading
@@ -22,7 +29,11 @@ cd "$(dirname "$0")/.."
 root=$PWD
 txs=${1:-800}
 workload=${2:-mixed}
-case "$workload" in mixed|wide) ;; *) echo "unknown workload $workload (mixed, wide)" >&2; exit 2 ;; esac
+case "$workload" in mixed|wide|moves) ;; *) echo "unknown workload $workload (mixed, wide, moves)" >&2; exit 2 ;; esac
+only=${ONLY:-}
+case "$only" in ''|sql|stream|duckdb|postgres|delta) ;; *) echo "unknown ONLY=$only (sql, stream, duckdb, postgres, delta)" >&2; exit 2 ;; esac
+# want TOOL: whether this run includes TOOL.
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 work=$(mktemp -d /tmp/pgcdc-bench-XXXX)
 chmod 755 "$work"
 DUCKDB_LIB_DIR=$(scripts/install-deps --no-python --no-s3 | sed -n 's/^DUCKDB_LIB_DIR=//p')
@@ -35,8 +46,13 @@ shared_buffers = 512MB"
 
 # DELTA=0 leaves the Delta mirror out (its deltalake build takes ~10 minutes once).
 delta=${DELTA:-1}
-cargo build --release --quiet -p pgcdc --features "duckdb$([ "$delta" = 1 ] && echo ,delta)"
-pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
+want delta || delta=0
+if [ -n "${PGCDC:-}" ]; then
+  pgcdc=$(realpath "$PGCDC")
+else
+  cargo build --release --quiet -p pgcdc --features "duckdb$([ "$delta" = 1 ] && echo ,delta)"
+  pgcdc=${CARGO_TARGET_DIR:-$root/target}/release/pgcdc
+fi
 
 psql_ -c "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, amount numeric(12,2), placed timestamptz, attrs jsonb)" \
   -c "CREATE TABLE events (id bigint PRIMARY KEY, n int)" \
@@ -75,7 +91,14 @@ python3 - "$workload" "$txs" "${CHANGES:-800000}" > "$work/workload.sql" 2> "$wo
 import os, sys
 workload, txs, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 changes = 0
-if workload == "mixed":
+if workload == "moves":
+    n = 300
+    print(f"-- {n} inserts of 8 KB rows, then {n} key changes keeping the TOASTed value in one transaction", file=sys.stderr)
+    # 8 KB of distinct hex digits per row: Parquet's compression does not shrink it away.
+    print(f"INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || '.' || i::text), '') FROM generate_series(1, 256) i) FROM generate_series(1, {n}) g;")
+    print("UPDATE docs SET id = id + 1000000;")
+    changes = 3 * n
+elif workload == "mixed":
     ins, upd, dele = total * 5 // 8 // txs, total * 2 // 8 // txs, total // 8 // txs
     print(f"-- {txs} transactions of {ins} inserts, {upd} updates, {dele} deletes (70% orders, 30% events)", file=sys.stderr)
     for t in range(txs):
@@ -143,11 +166,24 @@ timed() {
 t0=$(date +%s.%N)
 timed recv "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
   -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
-timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"
-timed stream "$pgcdc" -c "$work/stream.toml" run > "$work/stream.out" 2>"$work/stream.err"
-timed mirror "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"
-[ "$delta" = 1 ] && timed delta "$pgcdc" -c "$work/delta.toml" run > "$work/delta.out" 2>"$work/delta.err"
-timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"
+touch "$work/run.out" "$work/mirror.out" "$work/pgmirror.out" "$work/delta.out"
+if want sql; then timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"; fi
+if want stream; then timed stream "$pgcdc" -c "$work/stream.toml" run > "$work/stream.out" 2>"$work/stream.err"; fi
+if want duckdb; then timed mirror "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"; fi
+if [ "$delta" = 1 ]; then timed delta "$pgcdc" -c "$work/delta.toml" run > "$work/delta.out" 2>"$work/delta.err"; fi
+if want postgres; then timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"; fi
+if [ -n "$only" ]; then
+  cat "$work/run.out" "$work/mirror.out" "$work/pgmirror.out" "$work/delta.out"
+  python3 - "$work" "$changes" "$only" <<'PY'
+import sys
+work, changes, only = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+name = {"sql": "pgcdc", "duckdb": "mirror", "postgres": "pgmirror"}.get(only, only)
+for label, n in (("pg_recvlogical", "recv"), (f"pgcdc run ({only})", name)):
+    wall, user, sys_, rss = open(f"{work}/{n}.time").read().split()
+    print(f"{label}: {float(wall):.2f} s wall, {changes / float(wall):,.0f} changes/s, {float(user) + float(sys_):.2f} CPU s, {int(rss) / 1024:.0f} MiB peak RSS")
+PY
+  exit 0
+fi
 read -r g_wall g_user g_sys g_rss < "$work/pgmirror.time"
 # The SQL interface over the same WAL, to /dev/null: peek (nothing consumed) decodes the
 # changes in the backend and returns them as rows of one COPY, without the walsender's

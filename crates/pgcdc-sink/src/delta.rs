@@ -12,15 +12,19 @@
 //! # The merge
 //!
 //! deltalake without DataFusion has no MERGE, so pgcdc merges itself, copy-on-write
-//! ([`merge`]): for each step of a write, the live files that may hold a touched key
-//! (per-file min/max statistics of the first key column prune the rest; the key columns of
-//! the others are read) are read with the parquet crate, their untouched rows and the
-//! step's resulting rows (TOAST-unchanged columns filled from the step or the old row) are
-//! written as new Parquet files, and the old files are marked removed. Nothing is in the
-//! Delta log until the commit: a transaction's files are invisible to readers. The cost:
-//! every commit rewrites the files that hold a touched key; inserts of new keys with an
-//! increasing key touch no file. Truncate removes every file; a keyless table removes
-//! rows by whole-row match (reading the table).
+//! ([`merge`]). [`Destination::write`] only buffers a table's changelog rows; at the
+//! commit (or when the table's schema changes mid-batch, or when buffered rows pass
+//! [`MERGE_AT_BYTES`]) they are merged **once per table and batch**: the changes are replayed per key in order (last change wins, a key change
+//! moves the row, TOAST-unchanged columns from the latest earlier row of the key in the
+//! batch or the stored row; a truncate drops everything before it), the live files that
+//! may hold a touched key (per-file min/max statistics of the first key column prune the
+//! rest; the key columns of the others are read) are read with the parquet crate, their
+//! untouched rows and the resulting rows are written as new Parquet files, and the old
+//! files are marked removed. Nothing is in the Delta log until the commit: a
+//! transaction's files are invisible to readers. The cost: every commit rewrites the
+//! files that hold a touched key, once however many changes the batch has; inserts of new
+//! keys with an increasing key touch no file. Truncate removes every file; a keyless
+//! table removes rows by whole-row match (reading the table).
 //!
 //! # Exactly once, across several tables
 //!
@@ -33,6 +37,11 @@
 //!    (`pgcdc:<slot>:commit`, version = `seq`);
 //! 3. one Delta commit per touched table with its intent's actions and the same two `txn`
 //!    actions.
+//!
+//! A commit whose answer is lost (the store went away mid-request) may have landed: a
+//! failed commit checks the table's `pgcdc:<slot>:commit` version before it retries (see
+//! [`commit_table`]), and object-store failures under deltalake and parquet are
+//! transient ([`ErrorKind::Unavailable`]) like the files destination's.
 //!
 //! A crash before 2 leaves only unreferenced files (the replay writes new ones). After 2,
 //! the batch is committed: [`Destination::open`] finishes step 3 for every table whose
@@ -56,6 +65,7 @@ mod merge;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -114,8 +124,25 @@ pub struct DeltaDestination {
     tables: BTreeMap<String, Table>,
     /// `_pgcdc_state` as of this process's last commit (saves reading its log each time).
     state_table: Option<Table>,
+    /// A commit point failed without a known outcome: a rollback keeps the files.
+    unsettled: bool,
+    /// Changelog rows per table written since the last commit, not merged yet.
+    pending: BTreeMap<String, Pending>,
     files: u64,
 }
+
+/// One table's changelog rows waiting for the merge, all of one schema.
+struct Pending {
+    table: TableSchema,
+    rows: Vec<RecordBatch>,
+    /// Their Arrow memory.
+    bytes: usize,
+}
+
+/// Buffered rows are merged before the commit once they hold this much Arrow memory: a
+/// transaction larger than the pipeline's batch (which it writes in parts to bound its
+/// memory) is merged in parts too, not held whole.
+const MERGE_AT_BYTES: usize = 256 << 20;
 
 /// One Delta table as of the open transaction.
 pub(crate) struct Table {
@@ -260,20 +287,26 @@ struct Stored {
 }
 
 fn delta_err(what: &str, e: DeltaTableError) -> Error {
-    let kind = match &e {
-        DeltaTableError::ObjectStore { source } => match source {
-            object_store::Error::NotFound { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => ErrorKind::InvalidConfig,
-            _ => ErrorKind::Unavailable,
-        },
-        DeltaTableError::Io { .. } => ErrorKind::Unavailable,
+    Error::new(delta_kind(&e), format!("Delta: {what}: {e}")).with_source(e)
+}
+
+/// How a deltalake failure is retried: an object-store or I/O error anywhere in its
+/// causes (a commit's conditional put, a log read, a Parquet read under the kernel) is
+/// classified as object storage's own ([`crate::error::cause_kind`]); a location that is
+/// no table is a configuration problem; anything else needs a person.
+fn delta_kind(e: &DeltaTableError) -> ErrorKind {
+    match e {
         DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_) => {
             ErrorKind::InvalidConfig
         }
-        _ => ErrorKind::Corrupt,
-    };
-    Error::new(kind, format!("Delta: {what}: {e}")).with_source(e)
+        // delta_kernel's `Error::ObjectStore` keeps the object_store error without
+        // exposing it as `source()`, and the kernel's error type is not re-exported:
+        // its derived Debug names the variant.
+        DeltaTableError::KernelError(k) if format!("{k:?}").starts_with("ObjectStore(") => {
+            ErrorKind::Unavailable
+        }
+        _ => crate::error::cause_kind(e).unwrap_or(ErrorKind::Corrupt),
+    }
 }
 
 /// The protocol a table with `schema` needs: (1, 2), or (3, 7) with `timestampNtz` when a
@@ -326,6 +359,8 @@ impl DeltaDestination {
             recovered: false,
             tables: BTreeMap::new(),
             state_table: None,
+            unsettled: false,
+            pending: BTreeMap::new(),
             files: 0,
         })
     }
@@ -610,43 +645,80 @@ impl DeltaDestination {
         Ok(rewrite && !t.files.is_empty())
     }
 
-    async fn apply(&mut self, table: &TableSchema, rows: &RecordBatch, step: Step) -> Result<()> {
+    /// Merges the rows `table` buffered since the last commit (or since its schema last
+    /// changed), once (see the module docs).
+    async fn flush(&mut self, name: &str) -> Result<()> {
+        let Some(pending) = self.pending.remove(name) else {
+            return Ok(());
+        };
+        let Some(first) = pending.rows.first() else {
+            return Ok(());
+        };
+        let rows = arrow_select::concat::concat_batches(&first.schema(), &pending.rows)?;
+        self.apply(&pending.table, &rows).await
+    }
+
+    /// Merges every table's buffered rows.
+    async fn flush_all(&mut self) -> Result<()> {
+        let names: Vec<String> = self.pending.keys().cloned().collect();
+        for name in names {
+            self.flush(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges `rows` (all of one table and schema) into the table: a truncate empties
+    /// it, and everything after the last truncate is merged in one pass.
+    async fn apply(&mut self, table: &TableSchema, rows: &RecordBatch) -> Result<()> {
         let soft = self
             .config
             .soft_delete
             .clone()
             .filter(|_| mirror::keyed(table));
-        let prefix = self.file_prefix(self.seq + 1);
-        let (range, moved, unchanged) = match step {
-            Step::Truncate => {
-                let t = self.table(table).await?;
-                for f in t.files.clone() {
-                    t.remove_file(&f.path);
-                }
-                return Ok(());
+        let steps = mirror::plan(rows, &self.meta, mirror::keyed(table))?;
+        let after = steps
+            .iter()
+            .rposition(|s| *s == Step::Truncate)
+            .map_or(0, |i| i + 1);
+        if after > 0 {
+            let t = self.table(table).await?;
+            for f in t.files.clone() {
+                t.remove_file(&f.path);
             }
-            Step::Rows {
+        }
+        let mut start = None;
+        let (mut moved, mut unchanged) = (Vec::new(), BTreeSet::new());
+        for step in &steps[after..] {
+            if let Step::Rows {
                 range,
-                moved,
-                unchanged,
-            } => (range, moved, unchanged),
-        };
-        let slice = rows.slice(range.start, range.len());
-        let mut t = match self.tables.remove(&table.table.name) {
-            Some(t) => t,
-            None => {
-                self.table(table).await?;
-                self.tables
-                    .remove(&table.table.name)
-                    .ok_or_else(|| Error::new(ErrorKind::Encode, "internal: table not loaded"))?
+                moved: m,
+                unchanged: u,
+            } = step
+            {
+                let base = *start.get_or_insert(range.start);
+                if *m {
+                    moved.push(range.start - base);
+                }
+                unchanged.extend(u.iter().cloned());
             }
+        }
+        let Some(start) = start else {
+            return Ok(());
         };
+        let slice = rows.slice(start, rows.num_rows() - start);
+        let unchanged: Vec<String> = unchanged.into_iter().collect();
+        let prefix = self.file_prefix(self.seq + 1);
+        self.table(table).await?;
+        let mut t = self
+            .tables
+            .remove(&table.table.name)
+            .ok_or_else(|| Error::new(ErrorKind::Encode, "internal: table not loaded"))?;
         let result = self
             .apply_rows(
                 &mut t,
                 table,
                 &slice,
-                moved,
+                &moved,
                 &unchanged,
                 soft.as_deref(),
                 prefix,
@@ -662,7 +734,7 @@ impl DeltaDestination {
         t: &mut Table,
         table: &TableSchema,
         slice: &RecordBatch,
-        moved: bool,
+        moved: &[usize],
         unchanged: &[String],
         soft: Option<&str>,
         prefix: String,
@@ -723,7 +795,13 @@ impl DeltaDestination {
             }
         }
         crate::failpoint("mirror.before_commit");
-        self.write_state(&state, &intent).await?;
+        if let Err(e) = self.write_state(&state, &intent).await {
+            // The commit point may have landed unseen (the store went away for longer
+            // than the retries): its files must stay until the state is read again.
+            self.unsettled = true;
+            self.recovered = false;
+            return Err(e);
+        }
         self.seq = seq;
         self.book.state = Some(state);
         crate::failpoint("mirror.after_commit");
@@ -754,6 +832,7 @@ impl DeltaDestination {
     }
 
     fn forget(&mut self) {
+        self.pending.clear();
         self.tables.clear();
         self.book.reset();
     }
@@ -800,7 +879,70 @@ fn arrow_type(f: &deltalake::kernel::StructField) -> Result<DataType> {
 
 /// Makes one Delta commit of `commit`'s actions and `txns` on table `t`; returns the new
 /// snapshot.
+///
+/// A commit is a conditional put of the next log entry, which object_store does not retry
+/// (it is not idempotent): when its answer is lost (the store went away mid-request) the
+/// entry may have landed or not. So a failed commit first checks whether the table's
+/// `pgcdc:<slot>:commit` transaction version already has this commit ([`landed`]), and
+/// only otherwise retries, with backoff, for up to [`crate::store::retry_timeout`] (the
+/// window of one object-store request's retries) while the failures
+/// are transient. A retry from the old snapshot never commits twice: deltalake's own
+/// conflict retries are off, so a log that moved on fails the attempt instead.
 async fn commit_table(
+    t: &Table,
+    snapshot: Option<&DeltaTableState>,
+    commit: &TableCommit,
+    txns: Vec<Transaction>,
+    name: &str,
+) -> Result<DeltaTableState> {
+    let deadline = std::time::Instant::now() + crate::store::retry_timeout();
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let err = match try_commit(t, snapshot, commit, txns.clone(), name).await {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let transient = match landed(t, &txns, name).await {
+            Ok(Some(s)) => {
+                tracing::info!(table = %name, "a Delta commit whose answer was lost had landed");
+                return Ok(s);
+            }
+            Ok(None) => err.kind() == ErrorKind::Unavailable,
+            Err(check) => {
+                err.kind() == ErrorKind::Unavailable || check.kind() == ErrorKind::Unavailable
+            }
+        };
+        if !transient || std::time::Instant::now() + pause > deadline {
+            return Err(err);
+        }
+        tracing::warn!(table = %name, error = %err, retry_in = ?pause, "Delta commit failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The table's snapshot when it already holds the commit `txns` describe (its
+/// `…:commit` transaction version is at least theirs), else None.
+async fn landed(t: &Table, txns: &[Transaction], name: &str) -> Result<Option<DeltaTableState>> {
+    let Some(txn) = txns.iter().find(|x| x.app_id.ends_with(":commit")) else {
+        return Ok(None);
+    };
+    let reading = |e| delta_err(&format!("reading table {name}"), e);
+    if !t.log.is_delta_table_location().await.map_err(reading)? {
+        return Ok(None);
+    }
+    let s = DeltaTableState::try_new(t.log.as_ref(), None)
+        .await
+        .map_err(reading)?;
+    let version = s
+        .transaction_version(t.log.as_ref(), &txn.app_id)
+        .await
+        .map_err(reading)?;
+    Ok(version.is_some_and(|v| v >= txn.version).then_some(s))
+}
+
+/// One attempt of [`commit_table`].
+async fn try_commit(
     t: &Table,
     snapshot: Option<&DeltaTableState>,
     commit: &TableCommit,
@@ -841,7 +983,9 @@ async fn commit_table(
             predicate: None,
         }
     };
-    let props = CommitProperties::default().with_application_transactions(txns);
+    let props = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_max_retries(0);
     let done = CommitBuilder::from(props)
         .with_actions(commit.actions.clone())
         .build(
@@ -852,6 +996,65 @@ async fn commit_table(
         .await
         .map_err(|e| delta_err(&format!("committing table {name}"), e))?;
     Ok(done.snapshot())
+}
+
+/// Characters a Delta table without column mapping cannot have in a column name: they
+/// mean something in Parquet's schema syntax, and delta-kernel's schema validation (what
+/// Delta readers enforce) refuses them.
+const INVALID_NAME_CHARS: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
+
+/// Refuses a column (or a field of a composite column, at `path`) whose name a Delta
+/// table cannot hold: one with [`INVALID_NAME_CHARS`], or two names that differ only in
+/// case (Delta column names are case-insensitive).
+fn check_names(table: &TableSchema, fields: &arrow_schema::Fields, path: &str) -> Result<()> {
+    let what = "; leave the column out (source.include_columns), rename it at the source, or mirror the table into DuckDB or PostgreSQL";
+    let mut seen = BTreeSet::new();
+    for f in fields {
+        let name = format!("{path}{}", f.name());
+        if f.name().contains(INVALID_NAME_CHARS) {
+            let bad: String = f
+                .name()
+                .chars()
+                .filter(|c| INVALID_NAME_CHARS.contains(c))
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "column {} of table {} has a name a Delta table cannot hold (it contains {bad}; Delta without column mapping refuses spaces and any of ,;{{}}()=, tabs and newlines){what}",
+                    quote_ident(&name),
+                    table.table
+                ),
+            ));
+        }
+        if !seen.insert(f.name().to_lowercase()) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "column {} of table {} differs from another column only in case, which a Delta table cannot hold (its column names are case-insensitive){what}",
+                    quote_ident(&name),
+                    table.table
+                ),
+            ));
+        }
+        if let Some(inner) = nested_fields(f.data_type()) {
+            check_names(table, inner, &format!("{name}."))?;
+        }
+    }
+    Ok(())
+}
+
+/// The fields inside a struct (or a list or map of structs) column.
+fn nested_fields(t: &DataType) -> Option<&arrow_schema::Fields> {
+    match t {
+        DataType::Struct(fields) => Some(fields),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            nested_fields(f.data_type())
+        }
+        DataType::Map(f, _) => nested_fields(f.data_type()),
+        _ => None,
+    }
 }
 
 /// A value of the state row, as JSON.
@@ -870,6 +1073,21 @@ impl Destination for DeltaDestination {
         )
     }
 
+    fn check_table(&self, table: &TableSchema) -> Result<()> {
+        let schema = table.arrow_schema(&self.config.meta);
+        check_names(table, schema.fields(), "")?;
+        match self.config.soft_delete.as_deref() {
+            Some(flag) if flag.contains(INVALID_NAME_CHARS) => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "destination.soft_delete_column {} is a column name a Delta table cannot hold (no spaces or any of ,;{{}}()=, tabs and newlines); choose another",
+                    quote_ident(flag)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn open(&mut self) -> Result<Option<Committed>> {
         self.rollback().await?;
         self.recovered = false;
@@ -883,7 +1101,7 @@ impl Destination for DeltaDestination {
         if let Some(s) = &stored {
             self.seq = self.seq.max(s.seq);
         }
-        let in_tx = self.tables.values().any(|t| t.dirty);
+        let in_tx = !self.pending.is_empty() || self.tables.values().any(|t| t.dirty);
         Ok(self.book.read(stored.map(|s| s.state), in_tx))
     }
 
@@ -920,16 +1138,34 @@ impl Destination for DeltaDestination {
             return Ok(());
         }
         self.recover().await?;
+        // A column added since `init` may have a name Delta cannot hold.
+        self.check_table(table)?;
         self.book.admit(table, self.config.soft_delete.as_deref())?;
-        let steps = mirror::plan(&rows, &self.meta, mirror::keyed(table))?;
-        for step in steps {
-            self.apply(table, &rows, step).await?;
+        // Rows wait for the commit, to be merged once per table and batch; a schema change
+        // merges the rows before it first.
+        let name = &table.table.name;
+        let same = self.pending.get(name).is_some_and(|p| {
+            p.table == *table && p.rows.first().is_some_and(|r| r.schema() == rows.schema())
+        });
+        if !same {
+            self.flush(name).await?;
+        }
+        let pending = self.pending.entry(name.clone()).or_insert_with(|| Pending {
+            table: table.clone(),
+            rows: Vec::new(),
+            bytes: 0,
+        });
+        pending.bytes += rows.get_array_memory_size();
+        pending.rows.push(rows);
+        if self.pending.values().map(|p| p.bytes).sum::<usize>() >= MERGE_AT_BYTES {
+            self.flush_all().await?;
         }
         Ok(())
     }
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         self.recover().await?;
+        self.flush_all().await?;
         if self.book.state.is_none() {
             let stored = self.read_state().await?;
             self.book.state = stored.map(|s| s.state);
@@ -939,8 +1175,11 @@ impl Destination for DeltaDestination {
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        // Files the transaction wrote are not in any Delta log; delete them (best effort).
-        for t in self.tables.values() {
+        // Files the transaction wrote are not in any Delta log; delete them (best effort),
+        // unless a commit point that names them may have landed (`VACUUM` removes them
+        // if it did not).
+        let keep = std::mem::take(&mut self.unsettled);
+        for t in self.tables.values().filter(|_| !keep) {
             for f in t.files.iter().filter(|f| f.new) {
                 let _ = t.store.delete(&Path::from(f.path.as_str())).await;
             }
@@ -950,5 +1189,94 @@ impl Destination for DeltaDestination {
         }
         self.forget();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::kernel::transaction::TransactionError;
+
+    use super::*;
+
+    #[test]
+    fn a_commit_that_lost_its_connection_is_transient_and_a_lost_race_is_not() {
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request: connection closed before message completed".into(),
+        };
+        let e = DeltaTableError::Transaction {
+            source: TransactionError::ObjectStore { source: refused },
+        };
+        assert_eq!(delta_kind(&e), ErrorKind::Unavailable);
+        let e = DeltaTableError::Transaction {
+            source: TransactionError::VersionAlreadyExists(3),
+        };
+        assert_eq!(delta_kind(&e), ErrorKind::Corrupt);
+        assert_eq!(
+            delta_kind(&DeltaTableError::NotATable("x".into())),
+            ErrorKind::InvalidConfig
+        );
+    }
+
+    fn schema(columns: &[&str]) -> TableSchema {
+        TableSchema {
+            table: pgcdc_core::TableName::new("public", "t"),
+            columns: columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| pgcdc_core::Column {
+                    name: c.to_string(),
+                    type_oid: 23,
+                    type_modifier: -1,
+                    kind: pgcdc_core::ValueKind::Int32,
+                    key: i == 0,
+                    hinted: false,
+                })
+                .collect(),
+            replica_identity: pgcdc_core::ReplicaIdentity::Default,
+        }
+    }
+
+    #[test]
+    fn column_names_delta_cannot_hold_are_named() {
+        let check = |cols: &[&str]| {
+            let t = schema(cols);
+            let meta = MetaColumns::preset(pgcdc_core::MetaPreset::Pgcdc);
+            check_names(&t, t.arrow_schema(&meta).fields(), "")
+        };
+        assert!(check(&["id", "price_eur", "Ünïcode"]).is_ok());
+        for bad in [
+            "unit price",
+            "a,b",
+            "f(x)",
+            "a=b",
+            "tab\there",
+            "x;y",
+            "{z}",
+        ] {
+            let err = check(&["id", bad]).expect_err(bad).to_string();
+            assert!(err.contains(&quote_ident(bad)), "{bad}: {err}");
+            assert!(err.contains("include_columns"), "{err}");
+        }
+        let delta = |flag: &str| {
+            DeltaDestination::new(DeltaConfig {
+                url: "/nowhere".into(),
+                options: Default::default(),
+                dataset: "ds".into(),
+                meta: MetaColumns::preset(pgcdc_core::MetaPreset::Pgcdc),
+                soft_delete: Some(flag.into()),
+            })
+            .expect("a destination")
+        };
+        assert!(delta("_deleted").check_table(&schema(&["id"])).is_ok());
+        let err = delta("is deleted")
+            .check_table(&schema(&["id"]))
+            .expect_err("flag")
+            .to_string();
+        assert!(err.contains("soft_delete_column"), "{err}");
+        let err = check(&["id", "Note", "note"])
+            .expect_err("case")
+            .to_string();
+        assert!(err.contains("only in case"), "{err}");
     }
 }

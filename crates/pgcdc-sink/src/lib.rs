@@ -85,6 +85,15 @@ pub trait Destination: Send {
     /// learn where to start before the slot is held).
     async fn read_committed(&mut self) -> Result<Option<Committed>>;
 
+    /// Refuses a source table this destination cannot hold (e.g. column names its format
+    /// does not allow), with a message naming what and saying what to do. `init` calls it
+    /// for every replicated table before it creates anything at the source; the default
+    /// accepts every table.
+    fn check_table(&self, table: &TableSchema) -> Result<()> {
+        let _ = table;
+        Ok(())
+    }
+
     /// Writes the first checkpoint (at `pgcdc init`). Keeps an existing one unless
     /// `replace` (`init --reset`); returns whether it wrote.
     async fn initialize(&mut self, checkpoint: &Checkpoint, replace: bool) -> Result<bool>;

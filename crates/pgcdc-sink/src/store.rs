@@ -34,6 +34,19 @@ use crate::{Error, ErrorKind, Result};
 /// How long one request to the store is retried before the error surfaces.
 pub const RETRY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// [`RETRY_TIMEOUT`], or with the `failpoints` feature (tests only) the milliseconds in
+/// `PGCDC_RETRY_TIMEOUT_MS`, so a test can outlast the retries without waiting minutes.
+pub fn retry_timeout() -> Duration {
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = std::env::var("PGCDC_RETRY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    RETRY_TIMEOUT
+}
+
 /// Settings and credentials for the store, by key (object_store's names, e.g.
 /// `aws_access_key_id`, `aws_endpoint`, `aws_region`, `google_service_account_key`,
 /// `azure_storage_account_name`, or dlt's: `endpoint_url`, `region_name`, and for GCS
@@ -256,7 +269,7 @@ fn retry() -> RetryConfig {
             base: 2.0,
         },
         max_retries: 60,
-        retry_timeout: RETRY_TIMEOUT,
+        retry_timeout: retry_timeout(),
     }
 }
 

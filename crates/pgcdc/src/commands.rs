@@ -137,7 +137,7 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
     }
     let existing = setup::slot_info(&sql, slot).await?;
     let info = setup::preflight(&sql, &spec, existing.is_none()).await?;
-    check_columns(cfg, &sql).await?;
+    check_columns(cfg, &sql, dest.as_ref()).await?;
     let added = setup::ensure_publication(&sql, &spec, &info).await?;
     let (mut repl, system) =
         pgcdc_source::connect::connect_replication(&cfg.source.pg, &cfg.source.tls).await?;
@@ -218,9 +218,14 @@ async fn init(cfg: &Config, no_snapshot: bool, reset: bool) -> Result<ExitCode> 
 }
 
 /// Projects every configured table now, as the stream and the snapshot will (column
-/// hints, `include_columns`, keys, metadata names), so that a wrong table or column name
-/// is an error before the publication or slot changes.
-async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()> {
+/// hints, `include_columns`, keys, metadata names), so that a wrong table or column name,
+/// or a table the destination cannot hold ([`Destination::check_table`]), is an error
+/// before the publication or slot changes.
+async fn check_columns(
+    cfg: &Config,
+    sql: &tokio_postgres::Client,
+    dest: &dyn Destination,
+) -> Result<()> {
     let tables = configured_tables(cfg, sql).await?;
     for name in cfg.columns.keys().chain(cfg.source.include_columns.keys()) {
         if !tables.contains(name) {
@@ -236,7 +241,7 @@ async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()>
         let table = TableName::new(cfg.source.schema.clone(), name.clone());
         let desc = pgcdc_source::snapshot::describe_table(sql, &table).await?;
         let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
-        catalog
+        let projection = catalog
             .project(
                 sql,
                 desc.oid,
@@ -246,6 +251,8 @@ async fn check_columns(cfg: &Config, sql: &tokio_postgres::Client) -> Result<()>
                 include,
             )
             .await?;
+        dest.check_table(&projection.schema)
+            .with_context(|| format!("destination {}", dest.describe()))?;
     }
     Ok(())
 }

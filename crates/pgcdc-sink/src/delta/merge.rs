@@ -1,10 +1,11 @@
-//! The copy-on-write merge: one step of changelog rows (see [`crate::mirror`]) applied to a
-//! Delta table's live files. Files that may hold a touched row are read (key columns
-//! first, whole rows only if a key matches), their other rows are written to new files,
-//! and they are marked removed; the step's resulting rows go to new files too. Nothing
-//! reaches the Delta log here: the commit does that.
+//! The copy-on-write merge: a batch of one table's changelog rows (see [`crate::mirror`];
+//! everything after its last truncate) applied to a Delta table's live files, once per
+//! batch. Files that may hold a touched row are read (key columns first, whole rows only
+//! if a key matches), their other rows are written to new files, and they are marked
+//! removed; the batch's resulting rows go to new files too. Nothing reaches the Delta log
+//! here: the commit does that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -19,7 +20,8 @@ use super::data::{self, Bound, DataFile, Sink};
 use super::Table;
 use crate::{Error, ErrorKind, Result};
 
-/// The changelog rows of one step: conformed to the table's schema, with their metadata.
+/// The changelog rows of one merge (a batch's rows after its last truncate), conformed to
+/// the table's schema, with their metadata.
 pub struct StepRows<'a> {
     /// Source columns in the table's schema (other columns NULL, the flag false).
     pub rows: RecordBatch,
@@ -34,14 +36,18 @@ pub struct StepRows<'a> {
 }
 
 impl StepRows<'_> {
-    fn unchanged(&self, row: usize, column: &str) -> bool {
+    /// The columns row `row` names as TOAST-unchanged.
+    fn unchanged_names(&self, row: usize) -> Vec<String> {
         match self.toast {
             Some(l) if l.is_valid(row) => {
                 let v = l.value(row);
                 let s = v.as_string::<i32>();
-                (0..s.len()).any(|j| s.is_valid(j) && s.value(j) == column)
+                (0..s.len())
+                    .filter(|&j| s.is_valid(j))
+                    .map(|j| s.value(j).to_string())
+                    .collect()
             }
-            _ => false,
+            _ => Vec::new(),
         }
     }
 
@@ -79,26 +85,41 @@ fn indices(batch: &RecordBatch, names: &[&str]) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Per key of a keyed step: its last row, and per kept column the last row that sent a
-/// value for it.
-struct KeyState {
-    last: usize,
-    providers: Vec<Option<usize>>,
-    live: bool,
-}
-
 /// Where an output value comes from: (source, row) for `interleave`; source 0 is the
-/// step's rows, 1..=n the existing rows found in files, n+1 a NULL.
+/// batch's rows, 1..=n the existing rows found in files, n+1 a NULL.
 type Pick = (usize, usize);
 
+/// A key's row as the batch's changes so far left it.
+#[derive(Debug, Clone)]
+enum Now {
+    /// No row (deleted, or never there).
+    Absent,
+    /// A row with these values.
+    Live(Vec<Pick>),
+    /// A soft-deleted row with these (its last) values.
+    Deleted(Vec<Pick>),
+}
+
+impl Now {
+    fn values(&self) -> Option<&Vec<Pick>> {
+        match self {
+            Now::Absent => None,
+            Now::Live(p) | Now::Deleted(p) => Some(p),
+        }
+    }
+}
+
 impl Table {
-    /// Applies a keyed step: upserts and deletes by key, last change wins, kept columns
-    /// (TOAST-unchanged, or all with soft deletes) from an earlier row of the step or the
-    /// table; `moved`: rows 0 and 1 are a key change whose update keeps TOAST values.
+    /// Applies a keyed batch in one pass: its changes replayed in order per key on the
+    /// stored rows (upserts, deletes, kept columns — TOAST-unchanged, or all with soft
+    /// deletes — from the latest earlier row of the key, in the batch or stored), then the
+    /// files holding a touched key rewritten once. `moved`: the rows `i` (a delete) and
+    /// `i + 1` (an update) that are a key change whose update keeps TOAST values: the new
+    /// key's kept columns come from the old key's row.
     pub(super) async fn merge_keyed(
         &mut self,
         step: &StepRows<'_>,
-        moved: bool,
+        moved: &[usize],
         unchanged: &[String],
         soft: Option<&str>,
         prefix: String,
@@ -112,17 +133,12 @@ impl Table {
             .map(|c| c.0.as_str())
             .collect();
         let key_cols = indices(rows, &key_names)?;
-        let kept_names: Vec<&str> = step
-            .columns
-            .iter()
-            .filter(|c| !c.1 && (soft.is_some() || unchanged.contains(&c.0)))
-            .map(|c| c.0.as_str())
-            .collect();
-        let kept_cols = indices(rows, &kept_names)?;
         let conv = converter(rows, &key_cols)?;
         let keys = encode(&conv, rows, &key_cols)?;
-        let map = group(step, &keys, &kept_names);
-        let need_existing = !kept_cols.is_empty() || soft.is_some() || moved;
+        let touched: HashSet<Vec<u8>> = (0..rows.num_rows())
+            .map(|i| keys.row(i).as_ref().to_vec())
+            .collect();
+        let need_existing = !unchanged.is_empty() || soft.is_some() || !moved.is_empty();
         let mut sink = Sink::new(
             Arc::clone(&self.store),
             Arc::clone(&schema),
@@ -130,48 +146,37 @@ impl Table {
             prefix,
         );
         let (existing, found) = self
-            .take_existing(rows, &key_cols, &conv, &map, need_existing, soft, &mut sink)
+            .take_existing(
+                rows,
+                &key_cols,
+                &conv,
+                &touched,
+                need_existing,
+                soft,
+                &mut sink,
+            )
             .await?;
-        let moved_keys =
-            moved.then(|| (keys.row(0).as_ref().to_vec(), keys.row(1).as_ref().to_vec()));
-        let fallback = |k: &[u8]| -> Option<Pick> {
-            match &moved_keys {
-                Some((k0, k1)) if k == k1.as_slice() => found.get(k0).copied().or_else(|| {
-                    if soft.is_some() {
-                        None
-                    } else {
-                        found.get(k).copied()
-                    }
-                }),
-                Some((k0, _)) if k == k0.as_slice() && soft.is_none() => None,
-                _ => found.get(k).copied(),
-            }
+        // Source columns that are not key columns may be kept from an earlier row.
+        let keepable: Vec<Option<&str>> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                step.columns
+                    .iter()
+                    .find(|c| !c.1 && c.0 == *f.name())
+                    .map(|c| c.0.as_str())
+            })
+            .collect();
+        let replay = Replay {
+            step,
+            keys: &keys,
+            found: &found,
+            keepable: &keepable,
+            moved,
+            soft: soft.is_some(),
         };
-        let null_source = existing.len() + 1;
-        let mut picks: Vec<Vec<Pick>> = vec![Vec::new(); schema.fields().len()];
-        let mut flags = Vec::new();
-        let mut ordered: Vec<(&Vec<u8>, &KeyState)> = map.iter().collect();
-        ordered.sort_by_key(|(_, st)| st.last);
+        let (picks, flags) = columns_of(replay.run(), keepable.len(), existing.len() + 1);
         let flag_col = soft.and_then(|f| schema.index_of(f).ok());
-        for (k, st) in ordered {
-            let f = st.last;
-            let deleted = step.op(f) == "delete";
-            let prior = fallback(k);
-            if deleted && !(soft.is_some() && (st.live || prior.is_some())) {
-                continue;
-            }
-            for (c, column) in picks.iter_mut().enumerate() {
-                let pick = match kept_cols.iter().position(|&kc| kc == c) {
-                    Some(j) if deleted || step.unchanged(f, kept_names[j]) => st.providers[j]
-                        .map(|p| (0, p))
-                        .or(prior)
-                        .unwrap_or((null_source, 0)),
-                    _ => (0, f),
-                };
-                column.push(pick);
-            }
-            flags.push(deleted);
-        }
         let batch = assemble(rows, &existing, &picks, flags, flag_col)?;
         sink.write(&batch).await?;
         sink.close().await?;
@@ -188,7 +193,7 @@ impl Table {
         rows: &RecordBatch,
         key_cols: &[usize],
         conv: &RowConverter,
-        map: &HashMap<Vec<u8>, KeyState>,
+        map: &HashSet<Vec<u8>>,
         keep: bool,
         soft: Option<&str>,
         sink: &mut Sink,
@@ -225,7 +230,7 @@ impl Table {
                 let mut take = Vec::new();
                 for i in 0..b.num_rows() {
                     let k = ks.row(i);
-                    let hit = map.contains_key(k.as_ref());
+                    let hit = map.contains(k.as_ref());
                     survive.push(!hit);
                     if hit && keep {
                         found.insert(k.as_ref().to_vec(), (existing.len() + 1, take.len()));
@@ -253,14 +258,14 @@ impl Table {
         file: &DataFile,
         key_names: &[String],
         conv: &RowConverter,
-        map: &HashMap<Vec<u8>, KeyState>,
+        map: &HashSet<Vec<u8>>,
     ) -> Result<bool> {
         let schema = Arc::clone(&self.schema);
         let mut stream = data::read(&self.store, file, &schema, Some(key_names), None).await?;
         while let Some(b) = stream.try_next().await? {
             let cols: Vec<usize> = (0..b.num_columns()).collect();
             let ks = encode(conv, &b, &cols)?;
-            if (0..b.num_rows()).any(|i| map.contains_key(ks.row(i).as_ref())) {
+            if (0..b.num_rows()).any(|i| map.contains(ks.row(i).as_ref())) {
                 return Ok(true);
             }
         }
@@ -389,29 +394,98 @@ impl Table {
     }
 }
 
-/// Per key of a keyed step (`keys`: its rows' encoded keys): the last row, whether a row
-/// is not a delete, and per kept column the last row that sent a value.
-fn group(step: &StepRows<'_>, keys: &Rows, kept_names: &[&str]) -> HashMap<Vec<u8>, KeyState> {
-    let mut map: HashMap<Vec<u8>, KeyState> = HashMap::new();
-    for i in 0..step.rows.num_rows() {
-        let st = map
-            .entry(keys.row(i).as_ref().to_vec())
-            .or_insert_with(|| KeyState {
-                last: i,
-                providers: vec![None; kept_names.len()],
-                live: false,
-            });
-        st.last = i;
-        if step.op(i) != "delete" {
-            st.live = true;
-            for (j, name) in kept_names.iter().enumerate() {
-                if !step.unchanged(i, name) {
-                    st.providers[j] = Some(i);
+/// The stand-in source for "NULL" in a [`Now`]'s picks before the sources are counted.
+const NULL_PICK: usize = usize::MAX;
+
+/// The replay of a keyed batch's changes in order (see [`Table::merge_keyed`]).
+struct Replay<'a, 's> {
+    step: &'a StepRows<'s>,
+    keys: &'a Rows,
+    /// Where each touched key's stored row is among the existing rows.
+    found: &'a HashMap<Vec<u8>, Pick>,
+    /// Per output column, its name when a change may keep its value.
+    keepable: &'a [Option<&'a str>],
+    /// Rows starting a key change that keeps TOAST values (sorted).
+    moved: &'a [usize],
+    soft: bool,
+}
+
+impl Replay<'_, '_> {
+    /// Each touched key's final row, in the order of the keys' last changes.
+    fn run(&self) -> Vec<Now> {
+        let columns = self.keepable.len();
+        let mut now: HashMap<&[u8], (Now, usize)> = HashMap::new();
+        let mut moving: Option<Now> = None;
+        for i in 0..self.step.rows.num_rows() {
+            let k: &[u8] = self.keys.row(i).data();
+            let prev = match now.get(k) {
+                Some((n, _)) => n.clone(),
+                None => match self.found.get(k) {
+                    Some(&p) => Now::Live(vec![p; columns]),
+                    None => Now::Absent,
+                },
+            };
+            let next = if self.step.op(i) == "delete" {
+                if self.moved.binary_search(&i).is_ok() {
+                    moving = Some(prev.clone());
                 }
-            }
+                match prev.values() {
+                    Some(p) if self.soft => Now::Deleted(p.clone()),
+                    _ => Now::Absent,
+                }
+            } else {
+                let moved = i > 0 && self.moved.binary_search(&(i - 1)).is_ok();
+                let from_old = moving.take().filter(|_| moved);
+                // A moved row keeps the old key's values (else, without soft deletes, its own).
+                let prior = match &from_old {
+                    Some(old) => old.values().or(prev.values().filter(|_| !self.soft)),
+                    None => prev.values(),
+                };
+                Now::Live(self.values(i, prior))
+            };
+            now.insert(k, (next, i));
         }
+        let mut out: Vec<(Now, usize)> = now.into_values().collect();
+        out.sort_by_key(|(_, last)| *last);
+        out.into_iter().map(|(n, _)| n).collect()
     }
-    map
+
+    /// The values of change `i` (an upsert): its own, but for the columns it names as
+    /// TOAST-unchanged, which come from `prior` (NULL without one).
+    fn values(&self, i: usize, prior: Option<&Vec<Pick>>) -> Vec<Pick> {
+        let kept = self.step.unchanged_names(i);
+        self.keepable
+            .iter()
+            .enumerate()
+            .map(|(c, name)| match name {
+                Some(n) if kept.iter().any(|k| k == n) => prior.map_or((NULL_PICK, 0), |p| p[c]),
+                _ => (0, i),
+            })
+            .collect()
+    }
+}
+
+/// The final rows as picks per column (`null_source`: the source index of NULL) and
+/// their soft-delete flags; keys without a row are left out.
+fn columns_of(finals: Vec<Now>, columns: usize, null_source: usize) -> (Vec<Vec<Pick>>, Vec<bool>) {
+    let mut picks: Vec<Vec<Pick>> = vec![Vec::new(); columns];
+    let mut flags = Vec::new();
+    for now in finals {
+        let (values, deleted) = match &now {
+            Now::Absent => continue,
+            Now::Live(p) => (p, false),
+            Now::Deleted(p) => (p, true),
+        };
+        for (column, &pick) in picks.iter_mut().zip(values) {
+            column.push(if pick.0 == NULL_PICK {
+                (null_source, 0)
+            } else {
+                pick
+            });
+        }
+        flags.push(deleted);
+    }
+    (picks, flags)
 }
 
 /// The output rows: per column, the values `picks` names (from the step's rows, the
@@ -468,7 +542,86 @@ fn any_within(values: &[Bound], lo: &Bound, hi: &Bound) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::Int32Array;
+
     use super::*;
+
+    /// The replay of: insert 1 (big = a); update 1 keeping big; move 1 → 2 keeping big
+    /// (a moved pair); delete 3 (stored); move 4 (stored) → 3 keeping big; delete 5 (never
+    /// there). Key 2 has 1's big from the batch, key 3 has 4's stored row's.
+    #[test]
+    fn the_replay_keeps_toast_values_from_the_latest_earlier_row_of_a_key() {
+        let rows: [(i32, &str, i64, bool); 8] = [
+            (1, "insert", 1, false),
+            (1, "update", 2, true),
+            (1, "delete", 3, false),
+            (2, "update", 3, true),
+            (3, "delete", 4, false),
+            (4, "delete", 5, false),
+            (3, "update", 5, true),
+            (5, "delete", 6, false),
+        ];
+        let mut toast = ListBuilder::new(StringBuilder::new());
+        for r in &rows {
+            if r.3 {
+                toast.values().append_value("big");
+            }
+            toast.append(true);
+        }
+        let toast = toast.finish();
+        let ops = StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
+        let lsns = Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int32Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            (
+                "big",
+                Arc::new(StringArray::from(vec![Some("a"); 8])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let step = StepRows {
+            rows: batch,
+            ops: &ops,
+            lsns: &lsns,
+            toast: Some(&toast),
+            columns: vec![("id".into(), true), ("big".into(), false)],
+        };
+        let conv = converter(&step.rows, &[0]).unwrap();
+        let keys = encode(&conv, &step.rows, &[0]).unwrap();
+        // Keys 3 and 4 are stored: existing rows 0 and 1 of source 1.
+        let found: HashMap<Vec<u8>, Pick> = [(4, (1, 0)), (5, (1, 1))]
+            .into_iter()
+            .map(|(i, p): (usize, Pick)| (keys.row(i).as_ref().to_vec(), p))
+            .collect();
+        let keepable = [None, Some("big")];
+        let replay = Replay {
+            step: &step,
+            keys: &keys,
+            found: &found,
+            keepable: &keepable,
+            moved: &[2, 5],
+            soft: false,
+        };
+        let out: Vec<Option<Vec<Pick>>> =
+            replay.run().iter().map(|n| n.values().cloned()).collect();
+        // In the order of the keys' last changes: 1 (deleted at 2), 2 (3), 4 (5), 3 (6), 5 (7).
+        assert_eq!(
+            out,
+            vec![
+                None,
+                Some(vec![(0, 3), (0, 0)]),
+                None,
+                Some(vec![(0, 6), (1, 1)]),
+                None,
+            ]
+        );
+    }
 
     #[test]
     fn pruning_finds_a_value_inside_the_range() {

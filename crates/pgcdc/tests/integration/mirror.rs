@@ -20,9 +20,10 @@ enum Target {
     /// Delta tables in the test's directory.
     #[cfg_attr(not(feature = "delta"), allow(dead_code))]
     Delta,
-    /// Delta tables on the shared S3 server, under this prefix of bucket `demo`.
+    /// Delta tables on an S3 server, under this prefix of bucket `demo`, read back with
+    /// the server's reader environment ([`crate::support::s3::S3Server::reader_env`]).
     #[cfg_attr(not(feature = "delta"), allow(dead_code))]
-    DeltaS3(String),
+    DeltaS3(String, Vec<(String, String)>),
 }
 
 impl Target {
@@ -51,13 +52,13 @@ impl Target {
             Target::DuckDb => env.dir().join("mirror.duckdb").display().to_string(),
             Target::Postgres(t) => t.url(),
             Target::Delta => format!("delta:{}", env.dir().join("lake").display()),
-            Target::DeltaS3(prefix) => format!("delta:s3://demo/{prefix}"),
+            Target::DeltaS3(prefix, _) => format!("delta:s3://demo/{prefix}"),
         }
     }
 
     fn dataset(&self) -> String {
         match self {
-            Target::DuckDb | Target::Delta | Target::DeltaS3(_) => "ds".into(),
+            Target::DuckDb | Target::Delta | Target::DeltaS3(..) => "ds".into(),
             Target::Postgres(t) => t.schema.clone(),
         }
     }
@@ -65,7 +66,7 @@ impl Target {
     /// What the error of an incompatible type change tells the user to do by hand.
     fn manual_step(&self) -> &'static str {
         match self {
-            Target::Delta | Target::DeltaS3(_) => "delete the table's directory",
+            Target::Delta | Target::DeltaS3(..) => "delete the table's directory",
             _ => "ALTER TABLE",
         }
     }
@@ -74,7 +75,7 @@ impl Target {
     fn count(&self, env: &TestEnv, table: &str) -> usize {
         match self {
             Target::DuckDb => self.rows(env, table, &["1"]).len(),
-            Target::Delta | Target::DeltaS3(_) => self.rows(env, table, &[]).len(),
+            Target::Delta | Target::DeltaS3(..) => self.rows(env, table, &[]).len(),
             Target::Postgres(t) => t
                 .try_sql(&format!(
                     "SELECT count(*) FROM {}",
@@ -113,10 +114,10 @@ impl Target {
                 columns,
                 &[],
             ),
-            Target::DeltaS3(prefix) => crate::support::delta_rows(
+            Target::DeltaS3(prefix, reader) => crate::support::delta_rows(
                 &format!("s3://demo/{prefix}/ds/{table}"),
                 columns,
-                &crate::support::s3::shared().reader_env(),
+                reader,
             ),
         }
     }
@@ -623,7 +624,7 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
     use crate::support::s3;
     let server = s3::shared();
     let env = TestEnv::new("delta_s3");
-    let target = Target::DeltaS3(env.schema.clone());
+    let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
     create_tables(&env);
     let extra = format!(
         "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
@@ -643,6 +644,187 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
     assert_mirrored(&env, &target, "dup", &["a", "b"]);
     let status = pgcdc_ok(&env, &["status"]);
     assert!(status.contains("checkpoint"), "{status}");
+}
+
+/// The S3 store goes away twice in the middle of a run, each time right after it wrote a
+/// Delta log entry whose answer pgcdc never gets (first `_pgcdc_state`'s, the commit
+/// point, then a table's): the run waits, finds out on its return that the commit
+/// landed, and completes; the tables equal the source (nothing lost or doubled).
+/// A Delta mirror on its own S3 server, reached through an outage proxy
+/// ([`crate::support::outage`]); `init` done.
+#[cfg(feature = "delta")]
+fn delta_behind_a_proxy(
+    name: &str,
+) -> (
+    crate::support::s3::S3Server,
+    crate::support::outage::OutageProxy,
+    TestEnv,
+    Target,
+) {
+    use crate::support::s3::{self, S3Server};
+    let server = S3Server::start();
+    let proxy = crate::support::outage::OutageProxy::start(server.port);
+    let env = TestEnv::new(name);
+    let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
+    create_tables(&env);
+    let extra = format!(
+        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
+        s3::ACCESS_KEY,
+        s3::SECRET_KEY,
+        proxy.endpoint()
+    );
+    configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
+    pgcdc_ok(&env, &["init"]);
+    (server, proxy, env, target)
+}
+
+/// The S3 store goes away twice in the middle of a run, each time right after it wrote a
+/// Delta log entry whose answer pgcdc never gets (first `_pgcdc_state`'s, the commit
+/// point, then a table's): the run waits, finds out on its return that the commit
+/// landed, and completes; the tables equal the source (nothing lost or doubled).
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_rides_out_an_outage_of_the_store() {
+    let (server, proxy, env, target) = delta_behind_a_proxy("delta_s3_outage");
+    for round in 0..3 {
+        workload(&env, round);
+    }
+    let mut child = env.spawn_pgcdc_logged(&["run"], "outage");
+    let log_of = |table: &str| format!("/ds/{table}/_delta_log/");
+    for table in ["_pgcdc_state", "orders"] {
+        proxy.arm("PUT", &log_of(table));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !proxy.tripped() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before the outage at {table}: {}",
+                env.log("outage")
+            );
+            assert!(std::time::Instant::now() < deadline, "no commit of {table}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The server itself is down too, for 4 s: the run waits instead of failing.
+        server.stop();
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pgcdc run gave up while the store was down: {}",
+            env.log("outage")
+        );
+        server.resume();
+        proxy.up();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pgcdc run did not finish after the store came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "pgcdc run failed after the outage: {}",
+        env.log("outage")
+    );
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+    // The next run has nothing left to finish, and the tables stay equal.
+    workload(&env, 3);
+    pgcdc_ok(&env, &["run"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+}
+
+/// Right after the store wrote the commit point (`_pgcdc_state`'s log entry, its answer
+/// lost), `_pgcdc_state` stays unreachable for longer than the retries while the tables'
+/// objects can still be reached (deleted): the run fails without knowing whether the
+/// commit landed, so it keeps the batch's files; the rerun finds the commit, finishes it
+/// and goes on, and the tables equal the source.
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_on_s3_reruns_cleanly_after_an_outage_longer_than_the_retries() {
+    let (_server, proxy, env, target) = delta_behind_a_proxy("delta_s3_long_outage");
+    workload(&env, 0);
+    proxy.arm_then_block("PUT", "/ds/_pgcdc_state/_delta_log/", "/ds/_pgcdc_state/");
+    let out = env.pgcdc_with_env(&["run"], &[("PGCDC_RETRY_TIMEOUT_MS", "3000")]);
+    assert!(proxy.tripped(), "no commit point was written");
+    assert!(
+        !out.status.success(),
+        "the run succeeded with the store down"
+    );
+    proxy.up();
+    workload(&env, 1);
+    pgcdc_ok(&env, &["run"]);
+    assert_mirrored(&env, &target, "orders", ORDERS);
+    assert_mirrored(&env, &target, "narrow", &["k", "v"]);
+    assert_mirrored(&env, &target, "dup", &["a", "b"]);
+}
+
+/// Column names Delta (without column mapping) cannot hold — a space or one of
+/// `,;{}()=`, names equal but for case — fail `init` naming the column and what to do,
+/// before a slot or publication exists or anything is written; leaving the column out
+/// works; such a column added later stops the run the same way.
+#[cfg(feature = "delta")]
+#[test]
+fn a_delta_mirror_refuses_column_names_delta_cannot_hold() {
+    let env = TestEnv::new("delta_bad_names");
+    let target = Target::Delta;
+    env.sql(
+        r#"CREATE TABLE good (id int PRIMARY KEY, v text);
+           CREATE TABLE odd (id int PRIMARY KEY, "unit price" numeric, "f(x)" int);
+           CREATE TABLE cased (id int PRIMARY KEY, "Note" text, note text);
+           INSERT INTO good VALUES (1, 'a'); INSERT INTO odd VALUES (1, 2.5, 3);"#,
+    );
+    let nothing_created = |what: &str| {
+        let n = env.sql(&format!(
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}') + (SELECT count(*) FROM pg_publication WHERE pubname = '{}')",
+            env.slot, env.publication
+        ));
+        assert_eq!(n.trim(), "0", "{what}: a slot or publication was created");
+        assert!(
+            !env.dir().join("lake/ds/good").exists(),
+            "{what}: a table was written"
+        );
+    };
+    std::fs::create_dir_all(env.dir().join("lake")).unwrap();
+    configure_mirror(&env, &target, &["good", "odd"], "");
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(
+        err.contains("column \"unit price\" of table") && err.contains("odd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("' '") && err.contains("source.include_columns"),
+        "{err}"
+    );
+    nothing_created("a space");
+    configure_mirror(&env, &target, &["good", "cased"], "");
+    let err = crate::replication::pgcdc_err(&env, &["init"]);
+    assert!(
+        err.contains("column \"note\" of table") && err.contains("only in case"),
+        "{err}"
+    );
+    nothing_created("names equal but for case");
+    // Without those columns the tables mirror.
+    configure_mirror(
+        &env,
+        &target,
+        &["good", "odd"],
+        "[source.include_columns]\nodd = [\"id\"]\n",
+    );
+    pgcdc_ok(&env, &["init"]);
+    assert_mirrored(&env, &target, "good", &["id", "v"]);
+    assert_mirrored(&env, &target, "odd", &["id"]);
+    // A bad name added later stops the run, naming it; nothing of the batch lands.
+    env.sql(r#"ALTER TABLE good ADD COLUMN "a=b" int; INSERT INTO good VALUES (2, 'b', 1);"#);
+    let err = crate::replication::pgcdc_err(&env, &["run"]);
+    assert!(err.contains("column \"a=b\" of table"), "{err}");
+    assert_eq!(target.rows(&env, "good", &["id"]).len(), 1);
 }
 
 /// A large transaction (streamed by the server while in progress) between small ones
@@ -668,6 +850,90 @@ fn streamed_and_buffered_in_commit_order(env: &TestEnv, target: &Target) {
         "the server did not stream the large transaction"
     );
     assert_mirrored(env, target, "kv", &["k", "v", "pad"]);
+}
+
+/// Many changes of the same keys in one batch — within one transaction and across the
+/// transactions of the batch: upserts, deletes and re-inserts, key changes (back and
+/// forth, onto a key deleted earlier) whose updates keep unchanged TOAST values, updates
+/// that keep them, a truncate in the middle, duplicates in a keyless table. The mirror
+/// applies the batch as the source did, change by change.
+fn many_steps_in_one_batch(env: &TestEnv, target: &Target) {
+    env.sql(
+        "CREATE TABLE m (id int PRIMARY KEY, v int, note text, big text);
+         ALTER TABLE m ALTER COLUMN big SET STORAGE EXTERNAL;
+         INSERT INTO m SELECT g, g, 'n' || g, repeat(md5(g::text), 100) FROM generate_series(1, 40) g;
+         CREATE TABLE bag (a int, b text);
+         ALTER TABLE bag REPLICA IDENTITY FULL;
+         INSERT INTO bag VALUES (1, 'x'), (1, 'x'), (2, 'y');
+         CREATE TABLE tr (k int PRIMARY KEY, v text);
+         INSERT INTO tr SELECT g, 'v' || g FROM generate_series(1, 5) g;",
+    );
+    // One batch for everything a run finds.
+    configure_mirror(
+        env,
+        target,
+        &["m", "bag", "tr"],
+        "[batch]\nmax_rows = 1000000\n",
+    );
+    pgcdc_ok(env, &["init"]);
+    let m = &["id", "v", "note", "big"];
+    env.sql(
+        "BEGIN;
+         UPDATE m SET v = v + 1 WHERE id <= 20;
+         UPDATE m SET id = id + 1000 WHERE id <= 10;
+         UPDATE m SET note = 'after move' WHERE id > 1000;
+         DELETE FROM m WHERE id IN (1003, 15);
+         INSERT INTO m VALUES (15, -15, 'reborn', 'small');
+         UPDATE m SET id = id - 1000 WHERE id IN (1001, 1002);
+         UPDATE m SET v = v * 10 WHERE id IN (1, 2, 15);
+         INSERT INTO m SELECT g, g, 'new', repeat(md5(g::text), 100) FROM generate_series(100, 120) g;
+         DELETE FROM m WHERE id = 100;
+         UPDATE m SET id = 100 WHERE id = 101;
+         INSERT INTO bag VALUES (1, 'x'), (3, 'z');
+         DELETE FROM bag WHERE ctid = (SELECT min(ctid) FROM bag WHERE a = 1);
+         COMMIT;",
+    );
+    // Alternating steps, one transaction per round, all in the same batch.
+    for round in 0..3 {
+        env.sql(&format!(
+            "DO $$ BEGIN FOR i IN 1..20 LOOP
+               UPDATE m SET id = id + 500 WHERE id = 30;
+               UPDATE m SET v = i + {round} * 100 WHERE id = 530;
+               UPDATE m SET id = 30 WHERE id = 530;
+               UPDATE m SET note = 'loop ' || i WHERE id = 31;
+               DELETE FROM m WHERE id = 32;
+               INSERT INTO m VALUES (32, i, 'again', repeat(md5(i::text), 100));
+               UPDATE m SET v = -i WHERE id = 32;
+               UPDATE m SET id = 33 + 1000 * (i % 2) WHERE id IN (33, 1033);
+               INSERT INTO bag VALUES (i % 3, 'r');
+               DELETE FROM bag WHERE ctid = (SELECT min(ctid) FROM bag WHERE a = (i + 1) % 3);
+             END LOOP; END $$;"
+        ));
+    }
+    env.sql(
+        "UPDATE tr SET v = 'changed' WHERE k < 3;
+         TRUNCATE tr;
+         INSERT INTO tr SELECT g, 'after' || g FROM generate_series(3, 6) g;
+         UPDATE tr SET v = NULL WHERE k = 4;
+         DELETE FROM tr WHERE k = 6;",
+    );
+    pgcdc_ok(env, &["run"]);
+    assert_mirrored(env, target, "m", m);
+    assert_mirrored(env, target, "bag", &["a", "b"]);
+    assert_mirrored(env, target, "tr", &["k", "v"]);
+    // The next batch starts from the stored rows: moves and TOAST-keeping updates of them.
+    env.sql(
+        "BEGIN;
+         UPDATE m SET id = id + 2000 WHERE id BETWEEN 100 AND 110;
+         UPDATE m SET v = 0 WHERE id > 2000;
+         UPDATE m SET id = id - 2000 WHERE id IN (2105, 2106);
+         DELETE FROM m WHERE id = 2107;
+         COMMIT;
+         UPDATE m SET note = 'last' WHERE id % 3 = 0;",
+    );
+    pgcdc_ok(env, &["run"]);
+    assert_mirrored(env, target, "m", m);
+    assert_mirrored(env, target, "bag", &["a", "b"]);
 }
 
 /// Every scenario above, once per mirror destination: `mirror::in_duckdb::<scenario>`,
@@ -717,4 +983,5 @@ for_each_mirror!(
     soft_deletes,
     incompatible_type_change,
     streamed_and_buffered_in_commit_order,
+    many_steps_in_one_batch,
 );

@@ -8,6 +8,7 @@
 //! PostgreSQL's `bin/` directory.
 #![allow(dead_code)]
 
+pub mod outage;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
