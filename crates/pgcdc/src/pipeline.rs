@@ -58,9 +58,24 @@ pub struct RunSummary {
     pub end_lsn: Lsn,
     /// Wall time.
     pub seconds: f64,
+    /// `tables` and `transactions` as of the last destination commit: what a session
+    /// that fails (and is read again) had counted since is taken back.
+    #[serde(skip)]
+    committed: (BTreeMap<String, TableStats>, u64),
 }
 
 impl RunSummary {
+    /// The counts so far are in the destination.
+    fn mark_committed(&mut self) {
+        self.committed = (self.tables.clone(), self.transactions);
+    }
+
+    /// Takes back the counts of changes not committed (they will be read again).
+    fn forget_uncommitted(&mut self) {
+        self.tables = self.committed.0.clone();
+        self.transactions = self.committed.1;
+    }
+
     /// Total changes.
     pub fn changes(&self) -> u64 {
         self.tables
@@ -153,6 +168,7 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
             Err(e) if binary && e.downcast_ref::<BinaryUnreadable>().is_some() => {
                 tracing::info!("{e}; reading from the checkpoint again, in text");
                 dest.rollback().await?;
+                summary.forget_uncommitted();
                 binary = false;
                 if let Some(c) = &sql {
                     wait_until_released(c, &cfg.source.slot).await;
@@ -164,6 +180,7 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
                 if let Err(r) = dest.rollback().await {
                     tracing::warn!(error = %r, "could not discard uncommitted writes yet; the next session will");
                 }
+                summary.forget_uncommitted();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -1216,6 +1233,7 @@ impl Session<'_> {
         if self.pending.is_some() {
             self.summary.batches += 1;
         }
+        self.summary.mark_committed();
         self.metrics.committed(
             &self.summary.tables,
             self.summary.transactions,

@@ -616,6 +616,17 @@ fn a_postgres_mirror_connection_lost_mid_batch_replays_the_batch() {
     assert_mirrored(&env, &target, "kv", &["k", "v"]);
 }
 
+/// Config for a Delta mirror on the S3 server at `endpoint`, in batches of 97 rows.
+#[cfg(feature = "delta")]
+fn delta_s3_extra(endpoint: &str) -> String {
+    use crate::support::s3;
+    format!(
+        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{endpoint}\"\n\n[batch]\nmax_rows = 97\n",
+        s3::ACCESS_KEY,
+        s3::SECRET_KEY,
+    )
+}
+
 /// Delta tables on S3 (a real S3-protocol server, read back over HTTP by the `deltalake`
 /// package): the snapshot and a mixed workload land equal to the source.
 #[cfg(feature = "delta")]
@@ -626,12 +637,7 @@ fn a_delta_mirror_on_s3_equals_the_source_after_a_snapshot_and_a_mixed_workload(
     let env = TestEnv::new("delta_s3");
     let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
     create_tables(&env);
-    let extra = format!(
-        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
-        s3::ACCESS_KEY,
-        s3::SECRET_KEY,
-        server.endpoint()
-    );
+    let extra = delta_s3_extra(&server.endpoint());
     configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
     pgcdc_ok(&env, &["init"]);
     assert_mirrored(&env, &target, "orders", ORDERS);
@@ -661,18 +667,13 @@ fn delta_behind_a_proxy(
     TestEnv,
     Target,
 ) {
-    use crate::support::s3::{self, S3Server};
+    use crate::support::s3::S3Server;
     let server = S3Server::start();
     let proxy = crate::support::outage::OutageProxy::start(server.port);
     let env = TestEnv::new(name);
     let target = Target::DeltaS3(env.schema.clone(), server.reader_env());
     create_tables(&env);
-    let extra = format!(
-        "[destination.credentials]\naws_access_key_id = \"{}\"\naws_secret_access_key = \"{}\"\nendpoint_url = \"{}\"\n\n[batch]\nmax_rows = 97\n",
-        s3::ACCESS_KEY,
-        s3::SECRET_KEY,
-        proxy.endpoint()
-    );
+    let extra = delta_s3_extra(&proxy.endpoint());
     configure_mirror(&env, &target, &["orders", "narrow", "dup"], &extra);
     pgcdc_ok(&env, &["init"]);
     (server, proxy, env, target)

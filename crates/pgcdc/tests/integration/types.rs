@@ -424,15 +424,23 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     // timetz has no binary reader: added, used and dropped again before the run, so the
     // run starts in binary (the catalog shows no timetz), meets the Relation with it and
     // reads again in text.
+    // A change before it is read twice (once in binary, uncommitted): counted once.
     env.sql(
-        "ALTER TABLE wire ADD COLUMN addr timetz;
+        "INSERT INTO wire (id, t) VALUES (199, 'before the DDL');
+         ALTER TABLE wire ADD COLUMN addr timetz;
          INSERT INTO wire (id, t, addr) VALUES (200, 'with timetz', '10:01:02.5+02');
          UPDATE wire SET addr = '23:59:59-03:30' WHERE id = 2;
          ALTER TABLE wire DROP COLUMN addr;
          INSERT INTO wire (id, t, nu) VALUES (201, 'after the drop', 1.25);",
     );
-    let log = run_logged(&env, &["run"]);
+    let out = env.pgcdc_with_env(&["run"], &[("RUST_LOG", "pgcdc=info")]);
+    let (log, summary) = (
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout),
+    );
+    assert!(out.status.success(), "{log}");
     assert!(log.contains("in text"), "no fallback to text:\n{log}");
+    assert!(summary.contains("replicated 4 changes"), "{summary}");
     assert_replay_equals_source(&env, "wire", &["id"], &WIRE_COLS);
     let addr: Vec<_> = crate::support::lake_rows(
         &env.lake_dir().join("ds").join("wire"),
