@@ -32,6 +32,7 @@ fn kinds() -> Vec<ValueKind> {
         ValueKind::TimestampTz,
         ValueKind::Uuid,
         ValueKind::Interval,
+        ValueKind::TimeTz,
     ];
     let mut all = scalar.clone();
     all.extend(scalar.iter().cloned().map(|k| ValueKind::List { element: Box::new(k) }));

@@ -325,10 +325,15 @@ impl ColumnHint {
         }
         if matches!(
             natural,
-            ValueKind::Struct { .. } | ValueKind::Hstore | ValueKind::Vector { .. }
+            ValueKind::Struct { .. }
+                | ValueKind::Hstore
+                | ValueKind::Vector { .. }
+                | ValueKind::TimeTz
         ) && t != HintType::Text
         {
-            return Err("a composite, hstore or vector column can only be hinted as text".into());
+            return Err(
+                "a composite, hstore, vector or timetz column can only be hinted as text".into(),
+            );
         }
         Ok(match t {
             HintType::Text => ValueKind::Text,
@@ -401,6 +406,10 @@ pub enum ValueKind {
     Date,
     /// time → Time64(µs).
     Time,
+    /// timetz → Struct<time: Time64(µs), utc_offset: Int32> ([`timetz_fields`]): the
+    /// local time and its offset in seconds east of UTC, both as written (Arrow has no
+    /// time-with-zone type).
+    TimeTz,
     /// timestamp → Timestamp(µs, no zone).
     Timestamp,
     /// timestamptz → Timestamp(µs, "UTC").
@@ -482,6 +491,7 @@ impl ValueKind {
             oid::BYTEA => ValueKind::Bytea,
             oid::DATE => ValueKind::Date,
             oid::TIME => ValueKind::Time,
+            oid::TIMETZ => ValueKind::TimeTz,
             oid::TIMESTAMP => ValueKind::Timestamp,
             oid::TIMESTAMPTZ => ValueKind::TimestampTz,
             oid::INTERVAL => ValueKind::Interval,
@@ -544,6 +554,7 @@ impl ValueKind {
             }
             ValueKind::Uuid => DataType::FixedSizeBinary(16),
             ValueKind::Interval => DataType::Struct(interval_fields()),
+            ValueKind::TimeTz => DataType::Struct(timetz_fields()),
             ValueKind::List { element } => {
                 DataType::List(std::sync::Arc::new(element.arrow_field("item")))
             }
@@ -638,6 +649,15 @@ pub const MONEY_PRECISION: u8 = 19;
 
 /// Arrays declared with more dimensions than this keep their text.
 pub const MAX_ARRAY_DIMS: i32 = 6;
+
+/// The fields of a timetz value: `time` (the local time of day, `24:00:00` kept) and
+/// `utc_offset` (seconds east of UTC), never null inside a non-null value.
+pub fn timetz_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("time", DataType::Time64(TimeUnit::Microsecond), false),
+        Field::new("utc_offset", DataType::Int32, false),
+    ])
+}
 
 /// The fields of an interval value: `months`, `days`, `microseconds` (never null inside a
 /// non-null interval).
@@ -756,6 +776,10 @@ mod tests {
         assert_eq!(ValueKind::for_type(99999, -1, true, &pol), ValueKind::Text);
         assert_eq!(
             ValueKind::for_type(oid::TIMETZ, -1, false, &pol),
+            ValueKind::TimeTz
+        );
+        assert_eq!(
+            ValueKind::for_type(oid::XML, -1, false, &pol),
             ValueKind::Text
         );
         assert_eq!(

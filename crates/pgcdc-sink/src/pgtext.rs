@@ -118,6 +118,36 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
             if fields
                 .iter()
                 .map(|f| f.name().as_str())
+                .eq(["time", "utc_offset"]) =>
+        {
+            // A timetz: the local time, then the offset east of UTC as ±HH:MM:SS.
+            let s = a.as_struct();
+            let parts = (
+                s.column(0).as_primitive_opt::<Time64MicrosecondType>(),
+                s.column(1).as_primitive_opt::<Int32Type>(),
+            );
+            let (Some(t), Some(offset)) = parts else {
+                return Err(Error::new(
+                    ErrorKind::Encode,
+                    "a timetz's parts are not a time and an offset",
+                ));
+            };
+            time(out, t.value(row));
+            let offset = offset.value(row);
+            let secs = offset.unsigned_abs();
+            let _ = write!(
+                out,
+                "{}{:02}:{:02}:{:02}",
+                if offset < 0 { '-' } else { '+' },
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            );
+        }
+        DataType::Struct(fields)
+            if fields
+                .iter()
+                .map(|f| f.name().as_str())
                 .eq(pgcdc_core::types::RANGE_FIELD_NAMES) =>
         {
             range(a.as_struct(), row, out)?

@@ -477,6 +477,7 @@ fn kind_type(kind: &ValueKind) -> String {
         ValueKind::Bytea => "bytea".into(),
         ValueKind::Date => "date".into(),
         ValueKind::Time => "time without time zone".into(),
+        ValueKind::TimeTz => "time with time zone".into(),
         ValueKind::Timestamp => "timestamp without time zone".into(),
         ValueKind::TimestampTz => "timestamp with time zone".into(),
         ValueKind::Uuid => "uuid".into(),

@@ -186,6 +186,7 @@ fn kind_name(kind: &ValueKind) -> &'static str {
         ValueKind::Bytea => "bytea",
         ValueKind::Date => "date",
         ValueKind::Time => "time",
+        ValueKind::TimeTz => "timetz",
         ValueKind::Timestamp => "timestamp",
         ValueKind::TimestampTz => "timestamptz",
         ValueKind::Uuid => "uuid",
@@ -218,6 +219,7 @@ enum Inner {
     Timestamp(TimestampMicrosecondBuilder),
     Uuid(FixedSizeBinaryBuilder),
     Interval(Box<IntervalBuilder>),
+    TimeTz(Box<TimeTzBuilder>),
     List(Box<ListBuilder>),
     Struct(Box<record::StructBuilder>),
     Range(Box<range::RangeBuilder>),
@@ -314,6 +316,11 @@ impl ColumnBuilder {
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
             ),
             ValueKind::Uuid => Inner::Uuid(FixedSizeBinaryBuilder::with_capacity(capacity, 16)),
+            ValueKind::TimeTz => Inner::TimeTz(Box::new(TimeTzBuilder {
+                time: Time64MicrosecondBuilder::with_capacity(capacity),
+                offset: Int32Builder::with_capacity(capacity),
+                nulls: NullBufferBuilder::new(capacity),
+            })),
             ValueKind::Interval => Inner::Interval(Box::new(IntervalBuilder {
                 months: Int32Builder::with_capacity(capacity),
                 days: Int32Builder::with_capacity(capacity),
@@ -391,6 +398,7 @@ impl ColumnBuilder {
             Inner::Timestamp(b) => b.len(),
             Inner::Uuid(b) => b.len(),
             Inner::Interval(b) => b.nulls.len(),
+            Inner::TimeTz(b) => b.nulls.len(),
             Inner::Struct(s) => s.len(),
             Inner::Range(r) => r.len(),
             Inner::Hstore(h) => h.len(),
@@ -425,6 +433,7 @@ impl ColumnBuilder {
             Inner::Timestamp(b) => b.append_null(),
             Inner::Uuid(b) => b.append_null(),
             Inner::Interval(b) => b.append(None),
+            Inner::TimeTz(b) => b.append(None),
             Inner::List(l) => {
                 let end = l.offsets.last().copied().unwrap_or(0);
                 l.offsets.push(end);
@@ -537,6 +546,7 @@ impl ColumnBuilder {
                 b.append_value(bytes)
                     .map_err(|_| ValueError::invalid(name, "not 16 bytes"))?;
             }
+            Inner::TimeTz(b) => b.append(Some(parse_timetz(text)?)),
             Inner::Interval(b) => match parse_interval(text)? {
                 Special::Finite(v) => b.append(Some(v)),
                 Special::PosInfinity => b.append(infinity(policy, name, INTERVAL_MAX)?),
@@ -589,6 +599,7 @@ impl ColumnBuilder {
                 | ValueKind::Uuid
                 | ValueKind::Interval
                 | ValueKind::Money { .. }
+                | ValueKind::TimeTz
         )
     }
 
@@ -649,6 +660,17 @@ impl ColumnBuilder {
             Inner::Uuid(b) => b
                 .append_value(be::<16>(v, name)?)
                 .map_err(|_| ValueError::invalid(name, "not 16 bytes"))?,
+            Inner::TimeTz(b) => {
+                // timetz_send: int64 µs of the day, int32 zone in seconds *west* of UTC.
+                let raw = be::<12>(v, name)?;
+                let (t, z) = raw.split_at(8);
+                let us = i64::from_be_bytes(be(t, name)?);
+                let zone = i32::from_be_bytes(be(z, name)?);
+                if !(0..=MICROS_PER_DAY).contains(&us) || zone.unsigned_abs() > TIMETZ_MAX_OFFSET {
+                    return Err(ValueError::range(name, "time or zone out of range"));
+                }
+                b.append(Some((us, -zone)));
+            }
             Inner::Interval(b) => {
                 // interval_send: int64 µs, int32 days, int32 months.
                 let raw = be::<16>(v, name)?;
@@ -693,6 +715,7 @@ impl ColumnBuilder {
             Inner::Timestamp(b) => Arc::new(b.finish()),
             Inner::Uuid(b) => Arc::new(b.finish()),
             Inner::Interval(b) => b.finish(),
+            Inner::TimeTz(b) => b.finish(),
             Inner::List(l) => l.finish(),
             Inner::Struct(s) => s.finish(),
             Inner::Range(r) => r.finish(),
@@ -740,6 +763,50 @@ impl IntervalBuilder {
             children,
             self.nulls.finish(),
         ))
+    }
+}
+
+/// The largest timetz offset PostgreSQL keeps: ±15:59:59.
+const TIMETZ_MAX_OFFSET: u32 = 15 * 3600 + 59 * 60 + 59;
+
+/// The parts of a timetz column (a Struct of two non-null children).
+struct TimeTzBuilder {
+    time: Time64MicrosecondBuilder,
+    offset: Int32Builder,
+    nulls: NullBufferBuilder,
+}
+
+impl TimeTzBuilder {
+    /// Appends (µs of the day, seconds east of UTC), or a NULL.
+    fn append(&mut self, v: Option<(i64, i32)>) {
+        let (us, offset) = v.unwrap_or_default();
+        self.time.append_value(us);
+        self.offset.append_value(offset);
+        self.nulls.append(v.is_some());
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let children: Vec<ArrayRef> =
+            vec![Arc::new(self.time.finish()), Arc::new(self.offset.finish())];
+        // Two non-null children of equal length, matching timetz_fields(): by construction.
+        Arc::new(StructArray::new(
+            pgcdc_core::types::timetz_fields(),
+            children,
+            self.nulls.finish(),
+        ))
+    }
+}
+
+/// Parses timetz_out's text: `HH:MM:SS[.ffffff]±HH[:MM[:SS]]` → (µs, seconds east of UTC).
+fn parse_timetz(text: &[u8]) -> Result<(i64, i32), ValueError> {
+    let mut c = Cursor::new(text);
+    let parsed = c.hms(true).zip(c.utc_offset());
+    match parsed {
+        Some((us, offset)) if c.at_end() => Ok((us, i32::try_from(offset).unwrap_or(0))),
+        _ => Err(ValueError::invalid(
+            "timetz",
+            "expected HH:MM:SS[.ffffff]+HH[:MM[:SS]]",
+        )),
     }
 }
 
@@ -2969,6 +3036,44 @@ mod tests {
         b.append_binary(&(-123_456i64).to_be_bytes(), &pol())
             .unwrap();
         assert_eq!(t.finish().to_data(), b.finish().to_data());
+    }
+
+    #[test]
+    fn timetz_keeps_its_time_and_offset_from_text_and_binary() {
+        for (text, us, east) in [
+            ("00:00:00+00", 0, 0),
+            ("24:00:00-15:59:59", MICROS_PER_DAY, -57_599),
+            ("12:34:56.5+05:30", 45_296_500_000, 19_800),
+            ("01:02:03-00:00:01", 3_723_000_000, -1),
+        ] {
+            assert_eq!(parse_timetz(text.as_bytes()), Ok((us, east)), "{text}");
+            let kind = ValueKind::TimeTz;
+            let (mut t, mut b) = (
+                ColumnBuilder::new(kind.clone(), 1),
+                ColumnBuilder::new(kind, 1),
+            );
+            t.append_text(text.as_bytes(), &pol()).unwrap();
+            let mut send = us.to_be_bytes().to_vec();
+            send.extend_from_slice(&(-east).to_be_bytes());
+            b.append_binary(&send, &pol()).unwrap();
+            assert_eq!(t.finish().to_data(), b.finish().to_data(), "{text}");
+        }
+        for bad in [
+            "12:00:00",
+            "12:00:00+16",
+            "25:00:00+00",
+            "12:00+01",
+            "12:00:00+01x",
+        ] {
+            assert!(parse_timetz(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let mut b = ColumnBuilder::new(ValueKind::TimeTz, 1);
+        let mut send = 0i64.to_be_bytes().to_vec();
+        send.extend_from_slice(&60_000i32.to_be_bytes());
+        assert!(
+            b.append_binary(&send, &pol()).is_err(),
+            "zone beyond ±15:59:59"
+        );
     }
 
     #[test]

@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn addresses_print_as_postgres_does() {
         // As inet_out / cidr_out write them (the same values are checked against the
-        // server in types::network_bit_and_money_types_read_binary_exactly).
+        // server in types::network_money_timetz_and_bit_types_read_binary_exactly).
         assert_eq!(inet(2, 32, false, &[10, 1, 2, 3]), "10.1.2.3");
         assert_eq!(inet(2, 8, false, &[10, 1, 2, 3]), "10.1.2.3/8");
         assert_eq!(inet(2, 32, true, &[10, 1, 2, 3]), "10.1.2.3/32");

@@ -7,7 +7,7 @@
 //!
 //! | form | types | read as |
 //! |------|-------|---------|
-//! | `Native` | bool, int2/4/8, oid, xid, float4/8, money, bytea, date, time, timestamp(tz), uuid, interval | [`ColumnBuilder::append_binary`] |
+//! | `Native` | bool, int2/4/8, oid, xid, float4/8, money, bytea, date, time, timetz, timestamp(tz), uuid, interval | [`ColumnBuilder::append_binary`] |
 //! | `Text` | text, varchar, char(n), name, json, enums | the bytes are the output text: [`ColumnBuilder::append_text`] |
 //! | `Jsonb` | jsonb | a version byte `1`, then the output text |
 //! | `Numeric` | numeric | base-10000 digits, rendered exactly as `numeric_out` writes them, then parsed as text |
@@ -17,7 +17,7 @@
 //! | `Hstore`, `Vector` | hstore, pgvector's vector | their send formats (see `ext`) |
 //! | `Inet`, `MacAddr`, `Bits` | inet, cidr; macaddr, macaddr8; bit, varbit | their send formats, written out exactly as `inet_out`/`cidr_out`, `macaddr_out`/`macaddr8_out`, `bit_out` write them (text columns) |
 //!
-//! A column of any other type (timetz, tsvector, geometric types, xml, …), a hinted column
+//! A column of any other type (tsvector, geometric types, xml, …), a hinted column
 //! whose type is read natively, and a `uuid` kept as text have no form: a session that
 //! meets one reads the text protocol instead. The same errors as the text path come
 //! out for the same values (a 2-D value in a 1-D column, explicit lower bounds, a
@@ -94,6 +94,7 @@ impl BinaryForm {
             | oid::BYTEA
             | oid::DATE
             | oid::TIME
+            | oid::TIMETZ
             | oid::TIMESTAMP
             | oid::TIMESTAMPTZ
             | oid::UUID

@@ -199,6 +199,18 @@ def range_bound(v):
     return v
 
 
+def fmt_offset(east):
+    """EncodeTimezone: +HH, +HH:MM when minutes or seconds, +HH:MM:SS when seconds."""
+    sign = "+" if east >= 0 else "-"
+    h, rem = divmod(abs(east), 3600)
+    m, sec = divmod(rem, 60)
+    if sec:
+        return "%s%02d:%02d:%02d" % (sign, h, m, sec)
+    if m:
+        return "%s%02d:%02d" % (sign, h, m)
+    return "%s%02d" % (sign, h)
+
+
 def ctrunc_div(a, b):
     """C's integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -281,6 +293,12 @@ def render(arr, field=None, multirange=False):
         return [None if v is None else fmt_time(to_us(v, t.unit)) for v in raw]
     if pa.types.is_struct(t) and [f.name for f in t] == ["months", "days", "microseconds"]:
         return [None if v is None else fmt_interval(v["months"], v["days"], v["microseconds"]) for v in arr.to_pylist()]
+    if pa.types.is_struct(t) and [f.name for f in t] == ["time", "utc_offset"]:
+        # timetz_out: the time, then EncodeTimezone's +HH[:MM[:SS]] (east of UTC).
+        times = render(arr.field(0))
+        offsets = arr.field(1).to_pylist()
+        valid = arr.is_valid().to_pylist()
+        return [None if not valid[i] else times[i] + fmt_offset(offsets[i]) for i in range(len(arr))]
     if pa.types.is_struct(t) and [f.name for f in t] == RANGE_FIELDS:
         # range_out: empty, or [lower,upper) with the bracket per inclusive flag.
         lower, upper = render(arr.field(0)), render(arr.field(1))

@@ -320,23 +320,27 @@ fn every_type(env: &TestEnv, target: &Target) {
     env.sql(SCALARS);
     env.sql(crate::types::ARRAYS);
     env.sql(crate::types::RANGES);
-    configure_mirror(env, target, &["sc", "arr", "rng"], "");
+    env.sql(crate::types::NETWORK);
+    configure_mirror(env, target, &["sc", "arr", "rng", "net"], "");
     pgcdc_ok(env, &["init"]);
     assert_mirrored(env, target, "sc", SC);
     assert_mirrored(env, target, "arr", &crate::types::COLS);
     assert_mirrored(env, target, "rng", &crate::types::RANGE_COLS);
+    assert_mirrored(env, target, "net", &crate::types::NETWORK_COLS);
     // The same rows again through the stream, under new keys.
     env.sql(
         "INSERT INTO sc SELECT id + 10, i2, i8, f4, f8, n, nu, b, by, u, d, t, ts, tz, iv, j, jb, c, vc, o, ip, m, bits, r, tv FROM sc;
          INSERT INTO arr SELECT id + 10, ia, ta, na, fa, ba, tsa, ua, ja, bya, ea, da, m2 FROM arr;
          INSERT INTO rng SELECT id + 10, i4, i8, nr, dr, tr, tz, fr, xr, pr, ia, mr, dm, m3 FROM rng;
          UPDATE rng SET mr = mr + '{[100,200)}', m3 = '{{{0}}}' WHERE id = 13;
+         INSERT INTO net SELECT id + 100, ip, cn, mac, m8, bt, vb, ips, cash, cashes, tt, tts FROM net;
          UPDATE sc SET f8 = f8 * 2, nu = nu * 3 WHERE id IN (1, 11);",
     );
     pgcdc_ok(env, &["run"]);
     assert_mirrored(env, target, "sc", SC);
     assert_mirrored(env, target, "arr", &crate::types::COLS);
     assert_mirrored(env, target, "rng", &crate::types::RANGE_COLS);
+    assert_mirrored(env, target, "net", &crate::types::NETWORK_COLS);
 }
 
 /// Soft deletes: deleted rows stay with their last values and the flag set; the rest

@@ -421,15 +421,15 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     assert_replay_equals_source(&env, "wire", &["id"], &WIRE_COLS);
     assert_text_pipeline_lands_the_same(&env, &text_lake, "wire", WIRE_ROWS_WRITTEN);
 
-    // timetz has no binary reader: added, used and dropped again before the run, so the
-    // run starts in binary (the catalog shows no timetz), meets the Relation with it and
+    // point has no binary reader: added, used and dropped again before the run, so the
+    // run starts in binary (the catalog shows no point), meets the Relation with it and
     // reads again in text.
     // A change before it is read twice (once in binary, uncommitted): counted once.
     env.sql(
         "INSERT INTO wire (id, t) VALUES (199, 'before the DDL');
-         ALTER TABLE wire ADD COLUMN addr timetz;
-         INSERT INTO wire (id, t, addr) VALUES (200, 'with timetz', '10:01:02.5+02');
-         UPDATE wire SET addr = '23:59:59-03:30' WHERE id = 2;
+         ALTER TABLE wire ADD COLUMN addr point;
+         INSERT INTO wire (id, t, addr) VALUES (200, 'with a point', '(1.5,-2)');
+         UPDATE wire SET addr = '(0,1e+300)' WHERE id = 2;
          ALTER TABLE wire DROP COLUMN addr;
          INSERT INTO wire (id, t, nu) VALUES (201, 'after the drop', 1.25);",
     );
@@ -453,14 +453,14 @@ fn binary_and_text_pgoutput_land_the_same_values() {
     assert_eq!(
         addr,
         vec![
-            serde_json::json!("10:01:02.5+02"),
-            serde_json::json!("23:59:59-03:30")
+            serde_json::json!("(1.5,-2)"),
+            serde_json::json!("(0,1e+300)")
         ]
     );
-    // With a timetz column in the catalog a run reads text from the start.
+    // With a point column in the catalog a run reads text from the start.
     // (Another name: a column dropped and added again under its old name is a new column
     // to the source, but rows the stream has not touched since keep the old one's values.)
-    env.sql("ALTER TABLE wire ADD COLUMN host timetz; INSERT INTO wire (id, host) VALUES (300, '12:00:00+01');");
+    env.sql("ALTER TABLE wire ADD COLUMN host point; INSERT INTO wire (id, host) VALUES (300, '(3,4)');");
     let log = run_logged(&env, &["run"]);
     assert!(
         log.contains("binary=false") && !log.contains("in text"),
@@ -691,37 +691,37 @@ fn ranges_multiranges_and_nested_arrays_land_as_structs_and_lists() {
     );
 }
 
-const NETWORK: &str = r#"
+pub const NETWORK: &str = r#"
 CREATE TABLE net (id int PRIMARY KEY, ip inet, cn cidr, mac macaddr, m8 macaddr8, bt bit(5), vb varbit, ips inet[],
-                  cash money, cashes money[]);
+                  cash money, cashes money[], tt timetz, tts timetz[]);
 INSERT INTO net VALUES
-  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (2, '10.1.2.3', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:ff', B'10101', B'', '{}', 0, '{}'),
+  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (2, '10.1.2.3', '10.0.0.0/8', '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:ff', B'10101', B'', '{}', 0, '{}', '00:00:00+00', '{}'),
   (3, '10.1.2.3/8', '0.0.0.0/0', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00:00:00', B'00000', B'1', '{NULL,::1}',
-      '-92233720368547758.08', '{92233720368547758.07,NULL,-0.01}'),
+      '-92233720368547758.08', '{92233720368547758.07,NULL,-0.01}', '24:00:00-15:59:59', '{23:59:59.999999+15:59:59,NULL}'),
   (4, '::1', '2001:db8::/64', '00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff:ff:ff', B'11111', B'0000000011', '{10.0.0.1/32}',
-      '1234567.89', '{0.5}'),
-  (5, '::', '::/0', NULL, NULL, NULL, B'101010101010101010101', NULL, '-1', NULL),
-  (6, '2001:db8:0:1::1', '2001:db8:0:1::1/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (7, '1::2:0:0:3:4', '10.1.2.3/32', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (8, '::ffff:1.2.3.4', '::ffff:1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (9, '::1.2.3.4/100', '::1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (10, '1:0:3:4:5:6:7:0', '1:2:3:4:5:6:7:8/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (11, '::ffff:0.0.0.1', '::2/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-  (12, '0:0:0:0:0:1:0:0', '::ffff:0:0/96', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+      '1234567.89', '{0.5}', '12:34:56.5+05:30', '{01:02:03-00:00:01}'),
+  (5, '::', '::/0', NULL, NULL, NULL, B'101010101010101010101', NULL, '-1', NULL, '01:02:03-00:00:01', NULL),
+  (6, '2001:db8:0:1::1', '2001:db8:0:1::1/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (7, '1::2:0:0:3:4', '10.1.2.3/32', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (8, '::ffff:1.2.3.4', '::ffff:1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (9, '::1.2.3.4/100', '::1.2.3.4/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (10, '1:0:3:4:5:6:7:0', '1:2:3:4:5:6:7:8/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (11, '::ffff:0.0.0.1', '::2/128', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (12, '0:0:0:0:0:1:0:0', '::ffff:0:0/96', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 "#;
 
-const NETWORK_COLS: [&str; 10] = [
-    "id", "ip", "cn", "mac", "m8", "bt", "vb", "ips", "cash", "cashes",
+pub const NETWORK_COLS: [&str; 12] = [
+    "id", "ip", "cn", "mac", "m8", "bt", "vb", "ips", "cash", "cashes", "tt", "tts",
 ];
 
 /// inet, cidr, macaddr(8), bit and varbit have binary readers that write PostgreSQL's
-/// own text, and money reads as a decimal: a session with them reads binary, and the
+/// own text, money reads as a decimal and timetz as its time and offset: a session with them reads binary, and the
 /// lake equals the source, over edge values and two thousand generated addresses (IPv6
 /// with random runs of zero words, IPv4-mapped and -compatible, random prefixes) and
 /// amounts, like the text protocol's.
 #[test]
-fn network_bit_and_money_types_read_binary_exactly() {
+fn network_money_timetz_and_bit_types_read_binary_exactly() {
     let env = TestEnv::new("nettypes");
     env.sql(NETWORK);
     configure(&env, Some(&["net"]), "", "");
@@ -729,11 +729,15 @@ fn network_bit_and_money_types_read_binary_exactly() {
     assert_replay_equals_source(&env, "net", &["id"], &NETWORK_COLS);
     let text_lake = init_text_pipeline(&env);
     env.sql(
-        "INSERT INTO net (id, ip, cn, mac, m8, bt, vb, ips, cash, cashes)
+        "INSERT INTO net (id, ip, cn, mac, m8, bt, vb, ips, cash, cashes, tt, tts)
          SELECT 100 + g, a, network(set_masklen(a, (random() * CASE WHEN family(a) = 4 THEN 32 ELSE 128 END)::int))::cidr,
                 substr(md5(g::text), 1, 12)::macaddr, substr(md5(g::text), 1, 16)::macaddr8,
                 (g % 32)::bit(5), ('x' || substr(md5(g::text), 1, g % 9))::varbit, ARRAY[a, NULL],
-                ((random() - 0.5) * 10 ^ (g % 18))::numeric(20,2)::money, ARRAY[(g / 7.0)::numeric(10,2)::money]
+                ((random() - 0.5) * 10 ^ (g % 18))::numeric(20,2)::money, ARRAY[(g / 7.0)::numeric(10,2)::money],
+                (('00:00'::time + random() * interval '24 hours')::text || CASE WHEN g % 2 = 0 THEN '+' ELSE '-' END
+                   || ((random() * 15)::int) || ':' || lpad(((random() * 59)::int)::text, 2, '0')
+                   || CASE WHEN g % 7 = 0 THEN ':' || lpad(((random() * 59)::int)::text, 2, '0') ELSE '' END)::timetz,
+                ARRAY[('12:00:00+' || (g % 16))::timetz]
            FROM (SELECT g, (CASE g % 5
                      WHEN 0 THEN (SELECT string_agg(CASE WHEN random() < 0.6 THEN '0' ELSE to_hex((random() * 65535)::int) END, ':')
                                     FROM generate_series(1, 8) WHERE g = g)
