@@ -30,12 +30,7 @@ pub fn inet_text(v: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
     r.end()?;
     let max = match (family, len) {
         (2, 4) => {
-            for (i, octet) in addr.iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                let _ = write!(out, "{octet}");
-            }
+            dotted(addr, out);
             32
         }
         (3, 16) => {
@@ -103,18 +98,23 @@ fn ipv6(addr: &[u8], out: &mut Vec<u8>) {
                         || (len == 5 && words.get(5) == Some(&0xffff)))
             });
         if embedded_v4 {
-            for (k, octet) in addr.iter().skip(12).enumerate() {
-                if k > 0 {
-                    out.push(b'.');
-                }
-                let _ = write!(out, "{octet}");
-            }
+            dotted(addr.get(12..).unwrap_or_default(), out);
             break;
         }
         let _ = write!(out, "{w:x}");
     }
     if best.is_some_and(|(base, len)| base + len == words.len()) {
         out.push(b':');
+    }
+}
+
+/// IPv4's dotted decimal octets.
+fn dotted(octets: &[u8], out: &mut Vec<u8>) {
+    for (i, octet) in octets.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let _ = write!(out, "{octet}");
     }
 }
 
@@ -174,40 +174,60 @@ mod tests {
     fn addresses_print_as_postgres_does() {
         // As inet_out / cidr_out write them (the same values are checked against the
         // server in types::network_money_timetz_and_bit_types_read_binary_exactly).
-        assert_eq!(inet(2, 32, false, &[10, 1, 2, 3]), "10.1.2.3");
-        assert_eq!(inet(2, 8, false, &[10, 1, 2, 3]), "10.1.2.3/8");
-        assert_eq!(inet(2, 32, true, &[10, 1, 2, 3]), "10.1.2.3/32");
-        assert_eq!(inet(2, 0, true, &[0, 0, 0, 0]), "0.0.0.0/0");
-        assert_eq!(inet(3, 128, false, &v6([0, 0, 0, 0, 0, 0, 0, 1])), "::1");
-        assert_eq!(inet(3, 128, false, &v6([0; 8])), "::");
-        assert_eq!(
-            inet(3, 64, true, &v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0])),
-            "2001:db8::/64"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1])),
-            "2001:db8:0:1::1"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([1, 0, 0, 2, 0, 0, 3, 4])),
-            "1::2:0:0:3:4"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304])),
-            "::ffff:1.2.3.4"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([0, 0, 0, 0, 0, 0, 0x0102, 0x0304])),
-            "::1.2.3.4"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([1, 2, 3, 4, 5, 6, 7, 8])),
-            "1:2:3:4:5:6:7:8"
-        );
-        assert_eq!(
-            inet(3, 128, false, &v6([1, 0, 3, 4, 5, 6, 7, 0])),
-            "1:0:3:4:5:6:7:0"
-        );
+        let v4 = [10, 1, 2, 3];
+        for (family, bits, cidr, addr, text) in [
+            (2, 32, false, v4.to_vec(), "10.1.2.3"),
+            (2, 8, false, v4.to_vec(), "10.1.2.3/8"),
+            (2, 32, true, v4.to_vec(), "10.1.2.3/32"),
+            (2, 0, true, vec![0; 4], "0.0.0.0/0"),
+            (3, 128, false, v6([0, 0, 0, 0, 0, 0, 0, 1]), "::1"),
+            (3, 128, false, v6([0; 8]), "::"),
+            (
+                3,
+                64,
+                true,
+                v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0]),
+                "2001:db8::/64",
+            ),
+            (
+                3,
+                128,
+                false,
+                v6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1]),
+                "2001:db8:0:1::1",
+            ),
+            (3, 128, false, v6([1, 0, 0, 2, 0, 0, 3, 4]), "1::2:0:0:3:4"),
+            (
+                3,
+                128,
+                false,
+                v6([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304]),
+                "::ffff:1.2.3.4",
+            ),
+            (
+                3,
+                128,
+                false,
+                v6([0, 0, 0, 0, 0, 0, 0x0102, 0x0304]),
+                "::1.2.3.4",
+            ),
+            (
+                3,
+                128,
+                false,
+                v6([1, 2, 3, 4, 5, 6, 7, 8]),
+                "1:2:3:4:5:6:7:8",
+            ),
+            (
+                3,
+                128,
+                false,
+                v6([1, 0, 3, 4, 5, 6, 7, 0]),
+                "1:0:3:4:5:6:7:0",
+            ),
+        ] {
+            assert_eq!(inet(family, bits, cidr, &addr), text);
+        }
     }
 
     #[test]
