@@ -18,6 +18,8 @@
 #   postgres or delta (no SQL-interface rows and no chart then).
 # PGCDC=<binary> runs that pgcdc binary instead of building one, e.g. to compare two
 #   builds: PGCDC=old/pgcdc ONLY=delta bench/stream.sh 1 moves.
+# PGCDC_SET="key=value …" adds `--set key=value` to every pgcdc run, e.g.
+#   PGCDC_SET=source.binary=false ONLY=stream bench/stream.sh to read text pgoutput.
 #
 # Prints changes/s, the ratio to pg_recvlogical, client and server CPU seconds and peak
 # RSS for: pg_recvlogical; pgcdc run reading SQL pages (source.reader = "sql") and reading
@@ -70,11 +72,12 @@ TOML
 "$pgcdc" -c "$work/pgcdc.toml" init --no-snapshot >/dev/null
 sed -e 's/^slot = "bench"/slot = "bench_mirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"$work/mirror.duckdb\"|" \
   "$work/pgcdc.toml" > "$work/mirror.toml"
-"$pgcdc" -c "$work/mirror.toml" init --no-snapshot >/dev/null
+# Only the tools that run are set up (a build without duckdb can run ONLY=stream).
+if want duckdb; then "$pgcdc" -c "$work/mirror.toml" init --no-snapshot >/dev/null; fi
 psql_ -c "CREATE DATABASE mirror" >/dev/null
 sed -e 's/^slot = "bench"/slot = "bench_pgmirror"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"${url%/*}/mirror\"|" \
   "$work/pgcdc.toml" > "$work/pgmirror.toml"
-"$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null
+if want postgres; then "$pgcdc" -c "$work/pgmirror.toml" init --no-snapshot >/dev/null; fi
 if [ "$delta" = 1 ]; then
   sed -e 's/^slot = "bench"/slot = "bench_delta"/' -e "s|^url = \"$work/lake\"|mode = \"mirror\"\nurl = \"delta:$work/delta\"|" \
     "$work/pgcdc.toml" > "$work/delta.toml"
@@ -167,11 +170,13 @@ t0=$(date +%s.%N)
 timed recv "$pgbin/pg_recvlogical" -d "$url" -S bench_recv --start --endpos="$end" \
   -o proto_version=3 -o publication_names=bench -o messages=true -o streaming=on -f /dev/null
 touch "$work/run.out" "$work/mirror.out" "$work/pgmirror.out" "$work/delta.out"
-if want sql; then timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"; fi
-if want stream; then timed stream "$pgcdc" -c "$work/stream.toml" run > "$work/stream.out" 2>"$work/stream.err"; fi
-if want duckdb; then timed mirror "$pgcdc" -c "$work/mirror.toml" run > "$work/mirror.out" 2>"$work/mirror.err"; fi
-if [ "$delta" = 1 ]; then timed delta "$pgcdc" -c "$work/delta.toml" run > "$work/delta.out" 2>"$work/delta.err"; fi
-if want postgres; then timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"; fi
+sets=()
+for kv in ${PGCDC_SET:-}; do sets+=(--set "$kv"); done
+if want sql; then timed pgcdc "$pgcdc" -c "$work/pgcdc.toml" "${sets[@]}" --set source.reader=sql run > "$work/run.out" 2>"$work/run.err"; fi
+if want stream; then timed stream "$pgcdc" -c "$work/stream.toml" "${sets[@]}" run > "$work/stream.out" 2>"$work/stream.err"; fi
+if want duckdb; then timed mirror "$pgcdc" -c "$work/mirror.toml" "${sets[@]}" run > "$work/mirror.out" 2>"$work/mirror.err"; fi
+if [ "$delta" = 1 ]; then timed delta "$pgcdc" -c "$work/delta.toml" "${sets[@]}" run > "$work/delta.out" 2>"$work/delta.err"; fi
+if want postgres; then timed pgmirror "$pgcdc" -c "$work/pgmirror.toml" "${sets[@]}" run > "$work/pgmirror.out" 2>"$work/pgmirror.err"; fi
 if [ -n "$only" ]; then
   cat "$work/run.out" "$work/mirror.out" "$work/pgmirror.out" "$work/delta.out"
   python3 - "$work" "$changes" "$only" <<'PY'
