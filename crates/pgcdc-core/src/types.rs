@@ -632,8 +632,15 @@ pub fn range_fields(element: &ValueKind) -> Fields {
 /// The item field of a multirange's List: `range`, a Struct of [`range_fields`] (the
 /// name tells a multirange from an array of ranges, whose item is `item`).
 pub fn multirange_item(element: &ValueKind) -> Field {
-    Field::new("range", DataType::Struct(range_fields(element)), true)
+    Field::new(
+        MULTIRANGE_ITEM,
+        DataType::Struct(range_fields(element)),
+        true,
+    )
 }
+
+/// The name of a multirange List's item field.
+pub const MULTIRANGE_ITEM: &str = "range";
 
 /// The names of [`range_fields`], in order (how writers recognise a range).
 pub const RANGE_FIELD_NAMES: [&str; 5] = [

@@ -21,6 +21,7 @@ use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::{Error, ErrorKind, Result};
+use pgcdc_core::types::MULTIRANGE_ITEM;
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
@@ -153,7 +154,7 @@ pub fn literal(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
             range(a.as_struct(), row, out)?
         }
         DataType::Struct(_) => record(a.as_struct(), row, out)?,
-        DataType::List(item) if item.name() == "range" => {
+        DataType::List(item) if item.name() == MULTIRANGE_ITEM => {
             // A multirange: `{` ranges `,` `}`, unquoted.
             let ranges = a.as_list::<i32>().value(row);
             out.push('{');
@@ -307,7 +308,7 @@ fn timestamp(out: &mut String, us: i64, tz: bool) {
 /// An array literal `{"…",NULL,…}` of `items`' values; items that are Lists themselves
 /// (a multi-dimensional array) are sub-arrays `{…}`, unquoted.
 fn array_literal(items: &ArrayRef, out: &mut String) -> Result<()> {
-    let nested = matches!(items.data_type(), DataType::List(f) if f.name() != "range");
+    let nested = matches!(items.data_type(), DataType::List(f) if f.name() != MULTIRANGE_ITEM);
     out.push('{');
     for i in 0..items.len() {
         if i > 0 {

@@ -210,8 +210,8 @@ enum Inner {
     Float64(Float64Builder),
     Decimal128(Decimal128Builder, u8, i8),
     Decimal256(Decimal256Builder, u8, i8),
-    /// money: the count of its smallest unit, at the kind's scale.
-    Money(Decimal128Builder),
+    /// money: the count of its smallest unit, at this scale.
+    Money(Decimal128Builder, i8),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
     Date32(Date32Builder),
@@ -300,7 +300,7 @@ impl ColumnBuilder {
             &ValueKind::Money { scale } => match Decimal128Builder::with_capacity(capacity)
                 .with_precision_and_scale(pgcdc_core::types::MONEY_PRECISION, scale)
             {
-                Ok(b) => Inner::Money(b),
+                Ok(b) => Inner::Money(b, scale),
                 Err(_) => Inner::Unsupported(NullBuilder::new()),
             },
             ValueKind::NumericString | ValueKind::Text | ValueKind::Json => {
@@ -390,7 +390,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => b.len(),
             Inner::Decimal128(b, ..) => b.len(),
             Inner::Decimal256(b, ..) => b.len(),
-            Inner::Money(b) => b.len(),
+            Inner::Money(b, _) => b.len(),
             Inner::Utf8(b) => b.len(),
             Inner::Binary(b) => b.len(),
             Inner::Date32(b) => b.len(),
@@ -425,7 +425,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => b.append_null(),
             Inner::Decimal128(b, ..) => b.append_null(),
             Inner::Decimal256(b, ..) => b.append_null(),
-            Inner::Money(b) => b.append_null(),
+            Inner::Money(b, _) => b.append_null(),
             Inner::Utf8(b) => b.append_null(),
             Inner::Binary(b) => b.append_null(),
             Inner::Date32(b) => b.append_null(),
@@ -505,13 +505,7 @@ impl ColumnBuilder {
                     },
                 }
             }
-            Inner::Money(b) => {
-                let scale = match kind {
-                    ValueKind::Money { scale } => *scale,
-                    _ => 2,
-                };
-                b.append_value(parse_money(text, scale)?);
-            }
+            Inner::Money(b, scale) => b.append_value(parse_money(text, *scale)?),
             Inner::Utf8(b) => {
                 let s = std::str::from_utf8(text)
                     .map_err(|_| ValueError::invalid(name, "not valid UTF-8"))?;
@@ -627,7 +621,7 @@ impl ColumnBuilder {
             Inner::Int32(b) => b.append_value(i32::from_be_bytes(be(v, name)?)),
             Inner::Int64(b) => b.append_value(i64::from_be_bytes(be(v, name)?)),
             // cash_send: the int8 count of the smallest unit.
-            Inner::Money(b) => b.append_value(i128::from(i64::from_be_bytes(be(v, name)?))),
+            Inner::Money(b, _) => b.append_value(i128::from(i64::from_be_bytes(be(v, name)?))),
             Inner::UInt32(b) => b.append_value(u32::from_be_bytes(be(v, name)?)),
             Inner::Float32(b) => b.append_value(f32::from_bits(u32::from_be_bytes(be(v, name)?))),
             Inner::Float64(b) => b.append_value(f64::from_bits(u64::from_be_bytes(be(v, name)?))),
@@ -707,7 +701,7 @@ impl ColumnBuilder {
             Inner::Float64(b) => Arc::new(b.finish()),
             Inner::Decimal128(b, ..) => Arc::new(b.finish()),
             Inner::Decimal256(b, ..) => Arc::new(b.finish()),
-            Inner::Money(b) => Arc::new(b.finish()),
+            Inner::Money(b, _) => Arc::new(b.finish()),
             Inner::Utf8(b) => Arc::new(b.finish()),
             Inner::Binary(b) => Arc::new(b.finish()),
             Inner::Date32(b) => Arc::new(b.finish()),

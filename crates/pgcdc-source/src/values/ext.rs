@@ -122,17 +122,12 @@ impl HstoreBuilder {
         };
         let count = r.i32()?;
         for _ in 0..count.max(0) {
-            let len =
-                usize::try_from(r.i32()?).map_err(|_| ValueError::invalid(HSTORE, "a NULL key"))?;
+            let len = r.count("a NULL key")?;
             let key = utf8(r.take(len)?.to_vec())?;
-            let value = match r.i32()? {
-                -1 => None,
-                len => {
-                    let len = usize::try_from(len)
-                        .map_err(|_| ValueError::invalid(HSTORE, "negative value length"))?;
-                    Some(utf8(r.take(len)?.to_vec())?)
-                }
-            };
+            let value = r
+                .field("negative value length")?
+                .map(|v| utf8(v.to_vec()))
+                .transpose()?;
             self.pairs.push((key, value));
         }
         r.end()?;

@@ -139,8 +139,7 @@ pub fn bit_text(v: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
         rest: v,
         name: NAME,
     };
-    let bits =
-        usize::try_from(r.i32()?).map_err(|_| ValueError::invalid(NAME, "negative bit length"))?;
+    let bits = r.count("negative bit length")?;
     let bytes = r.take(bits.div_ceil(8))?;
     r.end()?;
     out.extend((0..bits).map(|i| {

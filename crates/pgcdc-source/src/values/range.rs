@@ -180,8 +180,7 @@ impl RangeBuilder {
             (&mut self.upper, UB_INF | UB_NULL),
         ] {
             if flags & absent == 0 {
-                let len = usize::try_from(r.i32()?)
-                    .map_err(|_| ValueError::invalid(NAME, "negative bound length"))?;
+                let len = r.count("negative bound length")?;
                 bound.append_send(form, r.take(len)?, policy)?;
             } else {
                 bound.append_null();
@@ -250,11 +249,9 @@ impl ListBuilder {
             rest: v,
             name: MULTI,
         };
-        let count = usize::try_from(r.i32()?)
-            .map_err(|_| ValueError::invalid(MULTI, "negative range count"))?;
+        let count = r.count("negative range count")?;
         for _ in 0..count {
-            let len = usize::try_from(r.i32()?)
-                .map_err(|_| ValueError::invalid(MULTI, "negative range length"))?;
+            let len = r.count("negative range length")?;
             let Inner::Range(range) = &mut self.child.inner else {
                 return Err(ValueError::invalid(MULTI, "a multirange of something else"));
             };

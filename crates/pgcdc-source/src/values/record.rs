@@ -139,8 +139,7 @@ impl StructBuilder {
             rest: v,
             name: NAME,
         };
-        let count = usize::try_from(r.i32()?)
-            .map_err(|_| ValueError::invalid(NAME, "negative attribute count"))?;
+        let count = r.count("negative attribute count")?;
         // Fewer attributes: a value from before ALTER TYPE … ADD ATTRIBUTE (the rest is
         // NULL, padded by end_row).
         if count > self.children.len() || forms.len() != self.children.len() {
@@ -148,13 +147,9 @@ impl StructBuilder {
         }
         for (child, form) in self.children.iter_mut().zip(forms).take(count) {
             let _type_oid = r.i32()?;
-            match r.i32()? {
-                -1 => child.append_null(),
-                len => {
-                    let len = usize::try_from(len)
-                        .map_err(|_| ValueError::invalid(NAME, "negative attribute length"))?;
-                    child.append_send(form, r.take(len)?, policy)?;
-                }
+            match r.field("negative attribute length")? {
+                None => child.append_null(),
+                Some(bytes) => child.append_send(form, bytes, policy)?,
             }
         }
         r.end()

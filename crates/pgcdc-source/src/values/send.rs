@@ -134,6 +134,23 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// An int32 count or length, which must not be negative (`negative`: the error).
+    pub(super) fn count(&mut self, negative: &'static str) -> Result<usize, ValueError> {
+        usize::try_from(self.i32()?).map_err(|_| ValueError::invalid(self.name, negative))
+    }
+
+    /// A length-prefixed field: length -1 is NULL (None), else that many bytes.
+    pub(super) fn field(&mut self, negative: &'static str) -> Result<Option<&'a [u8]>, ValueError> {
+        match self.i32()? {
+            -1 => Ok(None),
+            len => {
+                let len =
+                    usize::try_from(len).map_err(|_| ValueError::invalid(self.name, negative))?;
+                self.take(len).map(Some)
+            }
+        }
+    }
+
     pub(super) fn end(&self) -> Result<(), ValueError> {
         if self.rest.is_empty() {
             Ok(())
@@ -446,14 +463,9 @@ impl ListBuilder {
         };
         for _ in 0..size {
             if inner.is_empty() {
-                match r.i32()? {
-                    -1 => self.child.append_null(),
-                    len => {
-                        let len = usize::try_from(len)
-                            .map_err(|_| ValueError::invalid("array", "negative element length"))?;
-                        let bytes = r.take(len)?;
-                        self.child.append_send(element, bytes, policy)?;
-                    }
+                match r.field("negative element length")? {
+                    None => self.child.append_null(),
+                    Some(bytes) => self.child.append_send(element, bytes, policy)?,
                 }
             } else {
                 let Inner::List(sub) = &mut self.child.inner else {
