@@ -170,9 +170,6 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
                 dest.rollback().await?;
                 summary.forget_uncommitted();
                 binary = false;
-                if let Some(c) = &sql {
-                    wait_until_released(c, &cfg.source.slot).await;
-                }
             }
             Err(e) if opts.follow && is_transient(&e) && !opts.stop.load(Ordering::SeqCst) => {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "replication interrupted; reconnecting");
@@ -195,18 +192,6 @@ pub async fn run(cfg: &Config, dest: &mut dyn Destination, opts: RunOptions) -> 
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// Waits (up to 10 s) until no walsender holds `slot`: the session that just ended
-/// closed its replication connection, but its walsender lets go of the slot a moment
-/// later, and a new session started before then is refused.
-async fn wait_until_released(sql: &tokio_postgres::Client, slot: &str) {
-    for _ in 0..200 {
-        match pgcdc_source::setup::slot_info(sql, slot).await {
-            Ok(Some(info)) if info.active => tokio::time::sleep(Duration::from_millis(50)).await,
-            _ => return,
-        }
-    }
 }
 
 fn is_transient(e: &anyhow::Error) -> bool {
@@ -358,6 +343,25 @@ struct Plan {
 /// The checks before reading: a finished snapshot, the same server and slot as the
 /// destination's, a usable slot not moved past the checkpoint. Returns the checkpoint's
 /// LSN, the slot, and a replication connection.
+/// The slot, once no walsender holds it (waiting up to 10 s): this run holds the slot's
+/// lock, so an active walsender is one a session of ours just left (it lets go a moment
+/// after its connection closes — after a fallback to text, or a reconnect), or another
+/// consumer, which START_REPLICATION then names.
+async fn released_slot_info(
+    sql: &tokio_postgres::Client,
+    slot: &str,
+) -> Result<Option<setup::SlotInfo>> {
+    let mut info = setup::slot_info(sql, slot).await?;
+    for _ in 0..200 {
+        if !info.as_ref().is_some_and(|i| i.active) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        info = setup::slot_info(sql, slot).await?;
+    }
+    Ok(info)
+}
+
 async fn preflight(
     cfg: &Config,
     dest: &mut dyn Destination,
@@ -385,7 +389,7 @@ async fn preflight(
     let (repl, system) =
         pgcdc_source::connect::connect_replication(&cfg.source.pg, &cfg.source.tls).await?;
     check_identity(&committed.checkpoint.source, &system.system_id, slot)?;
-    let info = setup::slot_info(sql, slot)
+    let info = released_slot_info(sql, slot)
         .await?
         .ok_or_else(|| anyhow!("replication slot {slot} does not exist; run `pgcdc init` (or `pgcdc init --reset` if it was dropped)"))?;
     setup::check_slot(slot, &info, &committed.checkpoint.source.database)?;
