@@ -26,6 +26,8 @@ pub mod delta;
 pub mod duckdb;
 mod error;
 pub mod files;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod mirror;
 mod mirror_sql;
 pub mod pgtext;

@@ -430,6 +430,62 @@ impl Catalog {
         Ok((ValueKind::Struct { fields }, forms.map(BinaryForm::Record)))
     }
 
+    /// Whether every column of `publication`'s tables has a binary form pgcdc reads, so
+    /// that a session may ask for `binary 'true'` (the projection applies
+    /// `include_columns`, table name → kept columns). A table pgcdc cannot project
+    /// counts as no (its error is reported when the stream reaches it).
+    pub async fn publication_reads_binary(
+        &mut self,
+        client: &Client,
+        publication: &str,
+        include_columns: &BTreeMap<String, Vec<String>>,
+    ) -> Result<bool> {
+        let rows = client
+            .query(
+                "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text,
+                        a.attname::text, a.atttypid, a.atttypmod
+                   FROM pg_publication_tables p
+                   JOIN pg_namespace n ON n.nspname = p.schemaname
+                   JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  WHERE p.pubname = $1
+                  ORDER BY c.oid, a.attnum",
+                &[&publication],
+            )
+            .await
+            .map_err(|e| Error::from_pg("reading the publication's columns", e))?;
+        for group in rows.chunk_by(|a, b| a.get::<_, u32>(0) == b.get::<_, u32>(0)) {
+            let Some(first) = group.first() else { continue };
+            let (rel_id, schema, name, ident): (u32, String, String, String) =
+                (first.get(0), first.get(1), first.get(2), first.get(3));
+            let columns: Vec<RelColumn<'_>> = group
+                .iter()
+                .map(|r| RelColumn {
+                    name: r.get(4),
+                    flags: 0,
+                    type_oid: r.get(5),
+                    typmod: r.get(6),
+                })
+                .collect();
+            let include = include_columns.get(&name).map(Vec::as_slice);
+            let table = TableName::new(schema, name.clone());
+            let replident = ident.bytes().next().unwrap_or(b'd');
+            match self
+                .project(client, rel_id, table, replident, &columns, include)
+                .await
+            {
+                Ok(p) => {
+                    if let Some(column) = p.binary_unreadable() {
+                        tracing::debug!(table = %p.schema.table, column, "reading text: a column without a binary reader");
+                        return Ok(false);
+                    }
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
     /// Builds the schema of a relation.
     ///
     /// Key columns: the replica identity's columns; under REPLICA IDENTITY FULL (which

@@ -37,6 +37,8 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The server's SQLSTATE, when the server reported the error.
+    code: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -50,6 +52,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            code: None,
             source: None,
         }
     }
@@ -65,6 +68,11 @@ impl Error {
         self.kind
     }
 
+    /// The SQLSTATE the server reported, if the server reported this error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
     /// Wraps a tokio-postgres error from `what` (e.g. "reading pg_replication_slots").
     pub fn from_pg(what: &str, e: tokio_postgres::Error) -> Self {
         let (kind, detail) = match e.as_db_error() {
@@ -73,9 +81,10 @@ impl Error {
                 let kind = match code {
                     "42501" => ErrorKind::Privilege,
                     "28000" | "28P01" => ErrorKind::Auth,
-                    "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" => {
-                        ErrorKind::Connection
-                    }
+                    // Shutting down, crashed, starting up, too many connections, and
+                    // the whole connection-exception class: the server will be back.
+                    "57P01" | "57P02" | "57P03" | "53300" => ErrorKind::Connection,
+                    c if c.starts_with("08") => ErrorKind::Connection,
                     "55000" | "42704" | "42P01" | "3F000" | "3D000" => ErrorKind::Setup,
                     _ => ErrorKind::Server,
                 };
@@ -91,7 +100,10 @@ impl Error {
             ),
             None => (ErrorKind::Connection, e.to_string()),
         };
-        Error::new(kind, format!("{what}: {detail}")).with_source(e)
+        let code = e.as_db_error().map(|db| db.code().code().to_string());
+        let mut err = Error::new(kind, format!("{what}: {detail}")).with_source(e);
+        err.code = code;
+        err
     }
 }
 
@@ -105,11 +117,18 @@ impl From<crate::wire::WireError> for Error {
                 "42501" => ErrorKind::Privilege,
                 "28000" | "28P01" => ErrorKind::Auth,
                 "55000" | "42704" => ErrorKind::Slot,
-                "57P01" | "57P02" | "57P03" => ErrorKind::Connection,
+                "57P01" | "57P02" | "57P03" | "53300" => ErrorKind::Connection,
+                c if c.starts_with("08") => ErrorKind::Connection,
                 _ => ErrorKind::Server,
             },
             _ => ErrorKind::Protocol,
         };
-        Error::new(kind, format!("replication connection: {e}")).with_source(e)
+        let code = match &e {
+            crate::wire::WireError::Server { code, .. } => Some(code.clone()),
+            _ => None,
+        };
+        let mut err = Error::new(kind, format!("replication connection: {e}")).with_source(e);
+        err.code = code;
+        err
     }
 }

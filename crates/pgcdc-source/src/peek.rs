@@ -94,6 +94,33 @@ pub async fn lock_slot(client: &Client, slot: &str) -> Result<bool> {
     Ok(row.get(0))
 }
 
+/// Who holds a slot that [`claim_slot`] could not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotBusy {
+    /// Another session holds the slot's lock (a pgcdc process, perhaps between pages).
+    Locked,
+    /// A walsender is streaming from the slot (its PID when the server says).
+    Active(Option<i32>),
+}
+
+/// Takes `slot`'s lock on this session: the one way a pgcdc process makes a slot (and so
+/// its destination) its own. With `idle`, a slot a walsender is streaming from counts
+/// as busy too (for work that must not overlap a running stream). The lock is held
+/// until [`unlock_slot`] or the connection closes.
+pub async fn claim_slot(client: &Client, slot: &str, idle: bool) -> Result<Result<(), SlotBusy>> {
+    if idle {
+        if let Some(info) = crate::setup::slot_info(client, slot).await? {
+            if info.active {
+                return Ok(Err(SlotBusy::Active(info.active_pid)));
+            }
+        }
+    }
+    if !lock_slot(client, slot).await? {
+        return Ok(Err(SlotBusy::Locked));
+    }
+    Ok(Ok(()))
+}
+
 /// Whether another session holds `slot`'s lock (a pgcdc reading it, perhaps between two
 /// pages, when the slot itself shows no active process).
 pub async fn locked_elsewhere(client: &Client, slot: &str) -> Result<bool> {

@@ -905,5 +905,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod encode;
 #[cfg(test)]
 mod tests;

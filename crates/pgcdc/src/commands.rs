@@ -14,7 +14,7 @@ use pgcdc_source::peek;
 use pgcdc_source::setup::{self, SetupSpec};
 
 use crate::config::{Config, DestinationConfig};
-use crate::pipeline::{self, RunOptions, RunSummary};
+use crate::run::{self, RunOptions, RunSummary};
 use crate::Command;
 
 /// Runs one command.
@@ -299,23 +299,17 @@ async fn take_snapshot(
     // A run between pages holds no slot, only the slot's lock: take it for the snapshot.
     let locked = exported.is_none();
     if locked {
-        let busy = |pid: String| {
-            anyhow::anyhow!(
-                "slot {} is in use ({pid}): a `pgcdc run` is probably running; stop it, then rerun this snapshot (it must not write to the destination at the same time)",
+        if let Err(busy) = peek::claim_slot(sql, &cfg.source.slot, true).await? {
+            let who = match busy {
+                peek::SlotBusy::Active(pid) => {
+                    format!("PID {}", pid.map_or_else(|| "?".into(), |p| p.to_string()))
+                }
+                peek::SlotBusy::Locked => "another pgcdc holds its lock".into(),
+            };
+            anyhow::bail!(
+                "slot {} is in use ({who}): a `pgcdc run` is probably running; stop it, then rerun this snapshot (it must not write to the destination at the same time)",
                 cfg.source.slot
-            )
-        };
-        if let Some(info) = setup::slot_info(sql, &cfg.source.slot).await? {
-            if info.active {
-                return Err(busy(format!(
-                    "PID {}",
-                    info.active_pid
-                        .map_or_else(|| "?".into(), |p| p.to_string())
-                )));
-            }
-        }
-        if !peek::lock_slot(sql, &cfg.source.slot).await? {
-            return Err(busy("another pgcdc holds its lock".into()));
+            );
         }
     }
     let result = snapshot_unlocked(cfg, dest, sql, checkpoint, req, pending).await;
@@ -490,7 +484,7 @@ async fn run(cfg: &Config, follow: bool) -> Result<ExitCode> {
         stop,
         metrics,
     };
-    let summary = pipeline::run(cfg, dest.as_mut(), opts).await?;
+    let summary = run::run(cfg, dest.as_mut(), opts).await?;
     print_summary(cfg, &summary);
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,8 @@
 //! - [`config`]: the one configuration type, from `pgcdc.toml`, dlt's files, the
 //!   environment and `--set`.
 //! - [`commands`]: `init`, `run`, `snapshot`, `status`, `drop`.
-//! - [`pipeline`]: the run loop (stream or SQL pages → batches → destination → confirm).
+//! - [`run`]: the run loop (a change source → batches → destination → confirm), with
+//!   the PostgreSQL stream and SQL pages as its sources.
 //! - [`snapshot`]: the initial copy through exported snapshots.
 //! - [`batch`], [`metrics`]: Arrow row buffers; the Prometheus endpoint.
 
@@ -14,7 +15,7 @@ pub mod commands;
 pub mod config;
 mod dlt;
 pub mod metrics;
-pub mod pipeline;
+pub mod run;
 pub mod snapshot;
 mod streamed;
 

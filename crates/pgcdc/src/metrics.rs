@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::pipeline::TableStats;
+use crate::run::TableStats;
 
 /// The run loop's counters, shared with the responder.
 #[derive(Debug, Default)]

@@ -27,7 +27,7 @@ use arrow_ipc::writer::StreamWriter;
 use pgcdc_core::{MetaColumns, Op, TableSchema};
 
 use crate::batch::TableBuffer;
-use crate::pipeline::TableStats;
+use crate::run::TableStats;
 
 /// A finished piece of a committed streamed transaction.
 pub enum Piece {
@@ -106,7 +106,7 @@ impl Streamed {
     /// Counts a change for the summary (merged only if the transaction commits).
     pub fn count(&mut self, top: u32, sub: u32, table: &str, op: Op) {
         let part = self.txs.entry(top).or_default().entry(sub).or_default();
-        crate::pipeline::add_stat(part.stats.entry(table.to_string()).or_default(), op);
+        crate::run::add_stat(part.stats.entry(table.to_string()).or_default(), op);
     }
 
     /// Forgets an aborted transaction (`sub == top`) or subtransaction.

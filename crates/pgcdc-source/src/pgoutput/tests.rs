@@ -4,57 +4,7 @@
 use super::*;
 use proptest::prelude::*;
 
-/// A test-only encoder for pgoutput messages.
-#[derive(Default)]
-struct W(Vec<u8>);
-
-impl W {
-    fn u8(mut self, v: u8) -> Self {
-        self.0.push(v);
-        self
-    }
-    fn u16(mut self, v: u16) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn i32(mut self, v: i32) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn s(mut self, v: &str) -> Self {
-        self.0.extend_from_slice(v.as_bytes());
-        self.0.push(0);
-        self
-    }
-    fn tuple(mut self, values: &[TupleValue<'_>]) -> Self {
-        self.0
-            .extend_from_slice(&(values.len() as u16).to_be_bytes());
-        for v in values {
-            match v {
-                TupleValue::Null => self.0.push(b'n'),
-                TupleValue::UnchangedToast => self.0.push(b'u'),
-                TupleValue::Text(b) | TupleValue::Binary(b) => {
-                    self.0.push(if matches!(v, TupleValue::Text(_)) {
-                        b't'
-                    } else {
-                        b'b'
-                    });
-                    self.0.extend_from_slice(&(b.len() as i32).to_be_bytes());
-                    self.0.extend_from_slice(b);
-                }
-            }
-        }
-        self
-    }
-}
+use super::encode::W;
 
 const V1: DecodeOptions = DecodeOptions {
     protocol_version: 1,
