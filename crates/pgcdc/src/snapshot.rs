@@ -176,6 +176,15 @@ struct Plan {
     schema: Arc<TableSchema>,
 }
 
+/// What the plan of a snapshot holds: per table its schema, its estimated rows, and the
+/// chunks still to read.
+#[derive(Default)]
+struct Planned {
+    plans: Vec<Plan>,
+    estimates: Vec<(String, f64)>,
+    jobs: VecDeque<Job>,
+}
+
 /// Reads `tables` (plus any unfinished chunks recorded in `checkpoint`) from the exported
 /// snapshot `snapshot_name` taken at `snapshot_lsn`, committing after every chunk.
 pub async fn run(
@@ -188,10 +197,6 @@ pub async fn run(
     tables: &[String],
 ) -> Result<SnapshotSummary> {
     let mut progress = Progress::of(checkpoint)?;
-    let mut catalog = cfg.catalog();
-    let pages_per_chunk = u32::try_from((cfg.snapshot.chunk_mb << 20) / 8192)
-        .unwrap_or(u32::MAX)
-        .max(1);
     let mut names: Vec<String> = progress.pending();
     for t in tables {
         if !names.contains(t) {
@@ -201,88 +206,13 @@ pub async fn run(
     if cfg.snapshot.persist_tables {
         persist_tables(cfg, &mut progress, &names, snapshot_name, snapshot_lsn).await?;
     }
-    let mut plans = Vec::new();
-    let mut estimates = Vec::new();
-    let mut jobs = VecDeque::new();
+    let mut planned = Planned::default();
+    let mut catalog = cfg.catalog();
     for name in &names {
-        let table = TableName::new(cfg.source.schema.clone(), name.clone());
-        let desc = snap::describe_table(sql, &table).await?;
-        let persisted = progress
-            .tables
-            .get(name)
-            .and_then(|t| t.persisted.clone().zip(t.lsn));
-        // Chunks read the persisted copy when there is one (plain table: its own pages).
-        let (read_from, read_desc, rows_lsn) = match &persisted {
-            Some((copy, lsn)) => {
-                let t = TableName::new(cfg.source.schema.clone(), copy.clone());
-                let d = snap::describe_table(sql, &t).await?;
-                (t, d, *lsn)
-            }
-            None => (table.clone(), desc.clone(), snapshot_lsn),
-        };
-        let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
-        let projection = catalog
-            .project(
-                sql,
-                desc.oid,
-                table.clone(),
-                desc.replident,
-                &desc.rel_columns(),
-                include,
-            )
-            .await?;
-        let partitioned = read_desc.relkind == 'p';
-        let entry = progress
-            .tables
-            .entry(name.clone())
-            .or_insert_with(|| TableProgress {
-                chunks: snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
-                    .into_iter()
-                    .map(|c| (c.lo, c.hi))
-                    .collect(),
-                done: BTreeSet::new(),
-                persisted: None,
-                lsn: None,
-            });
-        if entry.chunks.is_empty() {
-            // Planned lazily: a persisted copy is planned on its own pages.
-            entry.chunks = snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
-                .into_iter()
-                .map(|c| (c.lo, c.hi))
-                .collect();
-            entry.done.clear();
-        }
-        if tables.contains(name) && entry.done.len() == entry.chunks.len() {
-            // Asked for again (e.g. re-added): start over.
-            entry.done.clear();
-        }
-        let columns: Vec<(&str, snap::ReadAs)> = projection
-            .schema
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), snap::ReadAs::of(c)))
-            .collect();
-        for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
-            if !entry.done.contains(&i) {
-                let chunk = Chunk { lo: *lo, hi: *hi };
-                let sql = snap::copy_statement(&read_from, &columns, chunk, partitioned);
-                jobs.push_back(Job {
-                    table: plans.len(),
-                    chunk: i,
-                    sql,
-                    lsn: rows_lsn,
-                    from_copy: persisted.is_some(),
-                });
-            }
-        }
-        estimates.push((name.clone(), desc.rows));
-        tracing::info!(table = %table, chunks = entry.chunks.len(), pending = entry.chunks.len() - entry.done.len(), est_rows = desc.rows.max(0.0) as u64, "snapshot planned");
-        plans.push(Plan {
-            name: name.clone(),
-            schema: Arc::new(projection.schema),
-        });
+        let again = tables.contains(name);
+        plan_table(cfg, sql, &mut catalog, &mut progress, &mut planned, name, again, snapshot_lsn).await?;
     }
-    if jobs.is_empty() {
+    if planned.jobs.is_empty() {
         progress.store(checkpoint)?;
         return Ok(SnapshotSummary::default());
     }
@@ -290,14 +220,138 @@ pub async fn run(
     progress.store(checkpoint)?;
     dest.commit(checkpoint).await?;
 
-    let total = jobs.len();
-    let workers = cfg.snapshot.workers.clamp(1, total.max(1));
+    let total = planned.jobs.len();
+    let bars = Bars::new(&planned.estimates);
+    let plans = Arc::new(planned.plans);
+    let mut rx = spawn_workers(cfg, snapshot_name, planned.jobs, &plans);
+    let mut summary = SnapshotSummary::default();
+    while let Some(msg) = rx.recv().await {
+        let done = match msg? {
+            Msg::Rows { table, rows } => {
+                bars.add(table, rows);
+                continue;
+            }
+            Msg::Done(done) => done,
+        };
+        let (name, of) = commit_chunk(cfg, dest, sql, checkpoint, &mut progress, &plans, &done).await?;
+        *summary.rows.entry(name.clone()).or_default() += done.rows;
+        summary.chunks += 1;
+        if bars.bars.is_empty() {
+            tracing::info!(table = %name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+        } else {
+            tracing::debug!(table = %name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
+        }
+    }
+    bars.finish();
+    if summary.chunks != total {
+        bail!(
+            "the snapshot stopped after {} of {total} chunks; run `pgcdc init` again to finish it",
+            summary.chunks
+        );
+    }
+    Ok(summary)
+}
+
+/// Plans one table: its projection, its chunks (planned once and kept in the progress
+/// record; `again` starts a finished table over), and a job per chunk not yet read.
+#[allow(clippy::too_many_arguments)]
+async fn plan_table(
+    cfg: &Config,
+    sql: &tokio_postgres::Client,
+    catalog: &mut pgcdc_source::catalog::Catalog,
+    progress: &mut Progress,
+    planned: &mut Planned,
+    name: &str,
+    again: bool,
+    snapshot_lsn: Lsn,
+) -> Result<()> {
+    let pages_per_chunk = u32::try_from((cfg.snapshot.chunk_mb << 20) / 8192)
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let table = TableName::new(cfg.source.schema.clone(), name.to_string());
+    let desc = snap::describe_table(sql, &table).await?;
+    let persisted = progress
+        .tables
+        .get(name)
+        .and_then(|t| t.persisted.clone().zip(t.lsn));
+    // Chunks read the persisted copy when there is one (plain table: its own pages).
+    let (read_from, read_desc, rows_lsn) = match &persisted {
+        Some((copy, lsn)) => {
+            let t = TableName::new(cfg.source.schema.clone(), copy.clone());
+            let d = snap::describe_table(sql, &t).await?;
+            (t, d, *lsn)
+        }
+        None => (table.clone(), desc.clone(), snapshot_lsn),
+    };
+    let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
+    let projection = catalog
+        .project(sql, desc.oid, table.clone(), desc.replident, &desc.rel_columns(), include)
+        .await?;
+    let partitioned = read_desc.relkind == 'p';
+    let chunks = || -> Vec<(u32, u32)> {
+        snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
+            .into_iter()
+            .map(|c| (c.lo, c.hi))
+            .collect()
+    };
+    let entry = progress
+        .tables
+        .entry(name.to_string())
+        .or_insert_with(|| TableProgress {
+            chunks: chunks(),
+            done: BTreeSet::new(),
+            persisted: None,
+            lsn: None,
+        });
+    if entry.chunks.is_empty() {
+        // Planned lazily: a persisted copy is planned on its own pages.
+        entry.chunks = chunks();
+        entry.done.clear();
+    }
+    if again && entry.done.len() == entry.chunks.len() {
+        // Asked for again (e.g. re-added): start over.
+        entry.done.clear();
+    }
+    let columns: Vec<(&str, snap::ReadAs)> = projection
+        .schema
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), snap::ReadAs::of(c)))
+        .collect();
+    for (i, (lo, hi)) in entry.chunks.iter().enumerate() {
+        if !entry.done.contains(&i) {
+            let chunk = Chunk { lo: *lo, hi: *hi };
+            planned.jobs.push_back(Job {
+                table: planned.plans.len(),
+                chunk: i,
+                sql: snap::copy_statement(&read_from, &columns, chunk, partitioned),
+                lsn: rows_lsn,
+                from_copy: persisted.is_some(),
+            });
+        }
+    }
+    planned.estimates.push((name.to_string(), desc.rows));
+    tracing::info!(table = %table, chunks = entry.chunks.len(), pending = entry.chunks.len() - entry.done.len(), est_rows = desc.rows.max(0.0) as u64, "snapshot planned");
+    planned.plans.push(Plan {
+        name: name.to_string(),
+        schema: Arc::new(projection.schema),
+    });
+    Ok(())
+}
+
+/// Starts `cfg.snapshot.workers` connections reading `jobs` from the exported snapshot;
+/// their rows and finished chunks arrive on the returned channel.
+fn spawn_workers(
+    cfg: &Config,
+    snapshot_name: &str,
+    jobs: VecDeque<Job>,
+    plans: &Arc<Vec<Plan>>,
+) -> mpsc::Receiver<Result<Msg>> {
+    let workers = cfg.snapshot.workers.clamp(1, jobs.len().max(1));
     let queue = Arc::new(Mutex::new(jobs));
-    let plans = Arc::new(plans);
-    let (tx, mut rx) = mpsc::channel::<Result<Msg>>(workers * 4);
-    let bars = Bars::new(&estimates);
+    let (tx, rx) = mpsc::channel::<Result<Msg>>(workers * 4);
     for _ in 0..workers {
-        let (queue, plans, tx) = (Arc::clone(&queue), Arc::clone(&plans), tx.clone());
+        let (queue, plans, tx) = (Arc::clone(&queue), Arc::clone(plans), tx.clone());
         let (pg, name, meta, policy) = (
             (cfg.source.pg.clone(), cfg.source.tls.clone()),
             snapshot_name.to_string(),
@@ -311,58 +365,47 @@ pub async fn run(
             }
         });
     }
-    drop(tx);
-    let mut summary = SnapshotSummary::default();
-    while let Some(msg) = rx.recv().await {
-        let done = match msg? {
-            Msg::Rows { table, rows } => {
-                bars.add(table, rows);
-                continue;
-            }
-            Msg::Done(done) => done,
-        };
-        let plan = plans
-            .get(done.table)
-            .ok_or_else(|| anyhow!("internal: bad table index"))?;
-        for batch in done.batches {
-            dest.write(&plan.schema, batch).await?;
-        }
-        let entry = progress
-            .tables
-            .get_mut(&plan.name)
-            .ok_or_else(|| anyhow!("internal: no progress for {}", plan.name))?;
-        entry.done.insert(done.chunk);
-        let of = entry.chunks.len();
-        let finished_copy = (entry.done.len() == of)
-            .then(|| entry.persisted.clone())
-            .flatten();
-        progress.store(checkpoint)?;
-        checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
-        dest.commit(checkpoint).await?;
-        pgcdc_sink::failpoint("snapshot.after_chunk");
-        if let Some(copy) = finished_copy {
-            // No longer needed: its rows are in the destination.
-            let t = TableName::new(cfg.source.schema.clone(), copy);
-            sql.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
-                .await
-                .with_context(|| format!("dropping the snapshot table {t}"))?;
-        }
-        *summary.rows.entry(plan.name.clone()).or_default() += done.rows;
-        summary.chunks += 1;
-        if bars.bars.is_empty() {
-            tracing::info!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
-        } else {
-            tracing::debug!(table = %plan.name, chunk = done.chunk + 1, of, rows = done.rows, done = summary.chunks, total, "snapshot chunk committed");
-        }
+    rx
+}
+
+/// Writes a finished chunk and commits it with its progress record; drops a persisted
+/// copy whose last chunk this was. Returns the table's name and its number of chunks.
+async fn commit_chunk(
+    cfg: &Config,
+    dest: &mut dyn Destination,
+    sql: &tokio_postgres::Client,
+    checkpoint: &mut Checkpoint,
+    progress: &mut Progress,
+    plans: &[Plan],
+    done: &Done,
+) -> Result<(String, usize)> {
+    let plan = plans
+        .get(done.table)
+        .ok_or_else(|| anyhow!("internal: bad table index"))?;
+    for batch in &done.batches {
+        dest.write(&plan.schema, batch.clone()).await?;
     }
-    bars.finish();
-    if summary.chunks != total {
-        bail!(
-            "the snapshot stopped after {} of {total} chunks; run `pgcdc init` again to finish it",
-            summary.chunks
-        );
+    let entry = progress
+        .tables
+        .get_mut(&plan.name)
+        .ok_or_else(|| anyhow!("internal: no progress for {}", plan.name))?;
+    entry.done.insert(done.chunk);
+    let of = entry.chunks.len();
+    let finished_copy = (entry.done.len() == of)
+        .then(|| entry.persisted.clone())
+        .flatten();
+    progress.store(checkpoint)?;
+    checkpoint.committed_at = chrono::Utc::now().to_rfc3339();
+    dest.commit(checkpoint).await?;
+    pgcdc_sink::failpoint("snapshot.after_chunk");
+    if let Some(copy) = finished_copy {
+        // No longer needed: its rows are in the destination.
+        let t = TableName::new(cfg.source.schema.clone(), copy);
+        sql.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
+            .await
+            .with_context(|| format!("dropping the snapshot table {t}"))?;
     }
-    Ok(summary)
+    Ok((plan.name.clone(), of))
 }
 
 /// One snapshot connection: imports the snapshot, then reads chunks until none are left.
