@@ -210,7 +210,17 @@ pub async fn run(
     let mut catalog = cfg.catalog();
     for name in &names {
         let again = tables.contains(name);
-        plan_table(cfg, sql, &mut catalog, &mut progress, &mut planned, name, again, snapshot_lsn).await?;
+        plan_table(
+            cfg,
+            sql,
+            &mut catalog,
+            &mut progress,
+            &mut planned,
+            name,
+            again,
+            snapshot_lsn,
+        )
+        .await?;
     }
     if planned.jobs.is_empty() {
         progress.store(checkpoint)?;
@@ -233,7 +243,8 @@ pub async fn run(
             }
             Msg::Done(done) => done,
         };
-        let (name, of) = commit_chunk(cfg, dest, sql, checkpoint, &mut progress, &plans, &done).await?;
+        let (name, of) =
+            commit_chunk(cfg, dest, sql, checkpoint, &mut progress, &plans, &done).await?;
         *summary.rows.entry(name.clone()).or_default() += done.rows;
         summary.chunks += 1;
         if bars.bars.is_empty() {
@@ -285,14 +296,21 @@ async fn plan_table(
     };
     let include = cfg.source.include_columns.get(name).map(Vec::as_slice);
     let projection = catalog
-        .project(sql, desc.oid, table.clone(), desc.replident, &desc.rel_columns(), include)
+        .project(
+            sql,
+            desc.oid,
+            table.clone(),
+            desc.replident,
+            &desc.rel_columns(),
+            include,
+        )
         .await?;
     let partitioned = read_desc.relkind == 'p';
-    let chunks = || -> Vec<(u32, u32)> {
+    let chunks = || {
         snap::plan_chunks(read_desc.pages, pages_per_chunk, partitioned)
             .into_iter()
             .map(|c| (c.lo, c.hi))
-            .collect()
+            .collect::<Vec<_>>()
     };
     let entry = progress
         .tables

@@ -52,8 +52,11 @@ impl W {
                 TupleValue::Null => self.0.push(b'n'),
                 TupleValue::UnchangedToast => self.0.push(b'u'),
                 TupleValue::Text(b) | TupleValue::Binary(b) => {
-                    self.0
-                        .push(if matches!(v, TupleValue::Text(_)) { b't' } else { b'b' });
+                    self.0.push(if matches!(v, TupleValue::Text(_)) {
+                        b't'
+                    } else {
+                        b'b'
+                    });
                     let len = i32::try_from(b.len()).unwrap_or(i32::MAX);
                     self.0.extend_from_slice(&len.to_be_bytes());
                     self.0.extend_from_slice(b);
@@ -97,7 +100,13 @@ pub struct Col<'a> {
 
 /// `Relation`: table `namespace.name` with `columns`, replica identity `replident`
 /// (`d` default, `f` full, `i` index, `n` nothing).
-pub fn relation(rel_id: u32, namespace: &str, name: &str, replident: u8, columns: &[Col<'_>]) -> Vec<u8> {
+pub fn relation(
+    rel_id: u32,
+    namespace: &str,
+    name: &str,
+    replident: u8,
+    columns: &[Col<'_>],
+) -> Vec<u8> {
     let mut w = W::default()
         .u8(b'R')
         .u32(rel_id)

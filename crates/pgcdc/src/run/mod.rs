@@ -249,7 +249,14 @@ async fn session(
     if let Some(e) = end {
         opts.metrics.wal_end(e.0);
     }
-    let mut core = Core::new(settings, dest, checkpoint, summary, Arc::clone(&opts.metrics), binary);
+    let mut core = Core::new(
+        settings,
+        dest,
+        checkpoint,
+        summary,
+        Arc::clone(&opts.metrics),
+        binary,
+    );
     session::drive(&mut core, source.as_mut(), end, decode, opts).await?;
     source.close().await
 }

@@ -99,8 +99,10 @@ impl PageSource {
     }
 
     async fn start_page(&mut self) -> Result<()> {
-        let options: Vec<(&str, &str)> = self.options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let statement = peek::peek_statement(&self.cfg.source.slot, self.end, self.page_rows, &options);
+        let options: Vec<(&str, &str)> =
+            self.options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let statement =
+            peek::peek_statement(&self.cfg.source.slot, self.end, self.page_rows, &options);
         let copy = match self.reader.copy_out(statement.as_str()).await {
             Ok(c) => c,
             Err(e) => return Err(self.explain(e).await),

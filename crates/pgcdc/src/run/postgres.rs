@@ -125,12 +125,14 @@ async fn open_session(
     let (source, checkpoint): (Box<dyn super::source::ChangeSource>, Checkpoint) = match end {
         Some(end) if pages => {
             repl.close().await.ok();
-            let (source, checkpoint) = PageSource::open(cfg, dest, sql, start, end, options).await?;
+            let (source, checkpoint) =
+                PageSource::open(cfg, dest, sql, start, end, options).await?;
             tracing::info!(slot = %slot, %start, %end, proto, binary, "reading pages");
             (Box::new(source), checkpoint)
         }
         _ => {
-            let (source, checkpoint) = StreamSource::open(cfg, dest, sql, repl, start, &options).await?;
+            let (source, checkpoint) =
+                StreamSource::open(cfg, dest, sql, repl, start, &options).await?;
             tracing::info!(slot = %slot, %start, end = end.map(|e| e.to_string()).unwrap_or_else(|| "none (follow)".into()), proto, binary, "streaming");
             (Box::new(source), checkpoint)
         }
@@ -294,7 +296,10 @@ pub(super) async fn explain_slot_error(
 
 /// Whether `publication` exists (true when that cannot be read: the error stays as is).
 async fn publication_exists(sql: &tokio_postgres::Client, publication: &str) -> bool {
-    sql.query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
-        .await
-        .map_or(true, |r| r.is_some())
+    sql.query_opt(
+        "SELECT 1 FROM pg_publication WHERE pubname = $1",
+        &[&publication],
+    )
+    .await
+    .map_or(true, |r| r.is_some())
 }

@@ -192,5 +192,9 @@ async fn on_page_end(
     // batch) waited for the page's end to be confirmed.
     core.commit(true).await?;
     core.confirm(source, false).await?;
-    Ok(if reached_end { Next::Done } else { Next::Continue })
+    Ok(if reached_end {
+        Next::Done
+    } else {
+        Next::Continue
+    })
 }

@@ -51,7 +51,8 @@ impl StreamSource {
         options: &[(&'static str, String)],
     ) -> Result<(StreamSource, Checkpoint)> {
         let slot = &cfg.source.slot;
-        let options_ref: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let options_ref: Vec<(&str, &str)> =
+            options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut stream = match repl.start_replication(slot, start, &options_ref).await {
             Ok(s) => s,
             Err(e) => return Err(explain_slot_error(e.into(), cfg, &sql).await),
@@ -150,7 +151,11 @@ impl ChangeSource for StreamSource {
 
     async fn close(&mut self) -> Result<()> {
         if let Some(stream) = self.stream.take() {
-            stream.finish().await.map_err(pgcdc_source::Error::from).ok();
+            stream
+                .finish()
+                .await
+                .map_err(pgcdc_source::Error::from)
+                .ok();
         }
         Ok(())
     }

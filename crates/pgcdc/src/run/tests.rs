@@ -80,8 +80,16 @@ impl Wal {
 
     fn relation(&mut self, rel: u32, name: &str) {
         let cols = [
-            encode::Col { name: "id", type_oid: oid::INT4, key: true },
-            encode::Col { name: "v", type_oid: oid::TEXT, key: false },
+            encode::Col {
+                name: "id",
+                type_oid: oid::INT4,
+                key: true,
+            },
+            encode::Col {
+                name: "v",
+                type_oid: oid::TEXT,
+                key: false,
+            },
         ];
         let msg = encode::relation(rel, "public", name, b'd', &cols);
         self.relations.insert(rel, (name.to_string(), msg));
@@ -121,7 +129,15 @@ struct TxBuilder<'a> {
 }
 
 impl TxBuilder<'_> {
-    fn push(&mut self, rel: u32, op: &str, id: i32, v: Option<&str>, msg: Vec<u8>, unchanged: &[&str]) {
+    fn push(
+        &mut self,
+        rel: u32,
+        op: &str,
+        id: i32,
+        v: Option<&str>,
+        msg: Vec<u8>,
+        unchanged: &[&str],
+    ) {
         let lsn = self.wal.lsn();
         self.messages.push((lsn, msg));
         let table = self.wal.relations[&rel].0.clone();
@@ -248,7 +264,11 @@ struct ScriptedUpstream {
 }
 
 fn lost(what: &str) -> anyhow::Error {
-    pgcdc_source::Error::new(pgcdc_source::ErrorKind::Connection, format!("scripted: {what}")).into()
+    pgcdc_source::Error::new(
+        pgcdc_source::ErrorKind::Connection,
+        format!("scripted: {what}"),
+    )
+    .into()
 }
 
 impl ScriptedUpstream {
@@ -347,7 +367,10 @@ fn script(wal: &Wal, start: Lsn) -> Vec<Event> {
         if tx.commit_lsn < start.0 {
             continue;
         }
-        events.push(msg(tx.commit_lsn, &encode::begin(tx.commit_lsn, 0, 700 + i as u32)));
+        events.push(msg(
+            tx.commit_lsn,
+            &encode::begin(tx.commit_lsn, 0, 700 + i as u32),
+        ));
         for (lsn, m) in &tx.messages {
             // The relations a change names: one, or a truncate's list.
             let be = |at: usize| u32::from_be_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
@@ -357,20 +380,24 @@ fn script(wal: &Wal, start: Lsn) -> Vec<Event> {
                 vec![be(1)]
             };
             for rel in rels {
-                let Some((_, first)) = wal.relations.get(&rel) else { continue };
+                let Some((_, first)) = wal.relations.get(&rel) else {
+                    continue;
+                };
                 if described.insert(rel) {
                     let latest = wal
                         .ddl
                         .iter()
-                        .filter(|(at, r, _)| *r == rel && *at <= i)
-                        .last()
+                        .rfind(|(at, r, _)| *r == rel && *at <= i)
                         .map_or(first, |(_, _, m)| m);
                     events.push(msg(*lsn, latest));
                 }
             }
             events.push(msg(*lsn, m));
         }
-        events.push(msg(tx.commit_lsn, &encode::commit(tx.commit_lsn, tx.end_lsn, 0)));
+        events.push(msg(
+            tx.commit_lsn,
+            &encode::commit(tx.commit_lsn, tx.end_lsn, 0),
+        ));
     }
     events.push(Event::Keepalive {
         wal_end: wal.end(),
@@ -422,7 +449,8 @@ impl ChangeSource for ScriptedSource {
             // many quiet moments), ask the run to stop.
             if let Some((stop, store)) = &self.follow_stop {
                 self.quiet += 1;
-                let settled = self.faults.lock().unwrap().confirm.is_empty() && store.pending_faults() == 0;
+                let settled =
+                    self.faults.lock().unwrap().confirm.is_empty() && store.pending_faults() == 0;
                 if settled || self.quiet > 1000 {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -594,10 +622,18 @@ fn landed_raw(store: &MemoryStore) -> Vec<Row> {
 
 /// Every change once, in order, the checkpoint at the WAL end, the slot confirmed there.
 fn assert_exact(wal: &Wal, store: &MemoryStore, up: &ScriptedUpstream, case: &str) {
-    assert_eq!(landed(store), per_table(wal.expected.clone()), "{case}: the changelog");
+    assert_eq!(
+        landed(store),
+        per_table(wal.expected.clone()),
+        "{case}: the changelog"
+    );
     let checkpoint = store.checkpoint().unwrap().lsn;
     assert_eq!(checkpoint, wal.end(), "{case}: the checkpoint");
-    assert_eq!(*up.confirmed.lock().unwrap(), checkpoint, "{case}: the slot's confirmed position");
+    assert_eq!(
+        *up.confirmed.lock().unwrap(),
+        checkpoint,
+        "{case}: the slot's confirmed position"
+    );
 }
 
 /// Runs until a run succeeds (each failed run is a process that died), at most 5 times.
@@ -623,7 +659,11 @@ async fn a_batch_run_lands_every_change_once_and_confirms_the_checkpoint() {
         let summary = run_once(&mut up, &store, max_rows, false).await.unwrap();
         assert_exact(&wal, &store, &up, &format!("max_rows {max_rows}"));
         assert_eq!(summary.transactions, wal.txs.len() as u64);
-        assert_eq!(summary.changes(), wal.expected.len() as u64, "counted changes (a key move counts twice)");
+        assert_eq!(
+            summary.changes(),
+            wal.expected.len() as u64,
+            "counted changes (a key move counts twice)"
+        );
         assert_eq!(summary.end_lsn, wal.end());
         // A second run finds nothing new and changes nothing.
         let commits = store.commits();
@@ -649,16 +689,24 @@ async fn small_batches_commit_at_transaction_ends_only() {
 async fn a_failed_write_at_any_step_is_replayed_exactly_once() {
     let wal = Arc::new(workload());
     let probe = new_store().await;
-    run_once(&mut ScriptedUpstream::new(Arc::clone(&wal)), &probe, 2, false)
-        .await
-        .unwrap();
+    run_once(
+        &mut ScriptedUpstream::new(Arc::clone(&wal)),
+        &probe,
+        2,
+        false,
+    )
+    .await
+    .unwrap();
     let writes = probe.calls(Fault::Write);
     assert!(writes >= 4, "the workload makes several writes ({writes})");
     for n in 1..=writes {
         let store = new_store().await;
         store.inject(Fault::Write, n);
         let mut up = ScriptedUpstream::new(Arc::clone(&wal));
-        assert!(run_once(&mut up, &store, 2, false).await.is_err(), "write {n} fails the run");
+        assert!(
+            run_once(&mut up, &store, 2, false).await.is_err(),
+            "write {n} fails the run"
+        );
         assert_eq!(run_to_success(&mut up, &store, 2).await, 1);
         assert_exact(&wal, &store, &up, &format!("write {n} failed"));
     }
@@ -668,9 +716,14 @@ async fn a_failed_write_at_any_step_is_replayed_exactly_once() {
 async fn a_failed_commit_at_any_step_is_replayed_exactly_once() {
     let wal = Arc::new(workload());
     let probe = new_store().await;
-    run_once(&mut ScriptedUpstream::new(Arc::clone(&wal)), &probe, 2, false)
-        .await
-        .unwrap();
+    run_once(
+        &mut ScriptedUpstream::new(Arc::clone(&wal)),
+        &probe,
+        2,
+        false,
+    )
+    .await
+    .unwrap();
     let commits = probe.calls(Fault::Commit);
     for n in 1..=commits {
         let store = new_store().await;
@@ -689,9 +742,14 @@ async fn a_commit_whose_answer_was_lost_is_not_applied_twice() {
     // the destination's checkpoint, past the slot's confirmed position.
     let wal = Arc::new(workload());
     let probe = new_store().await;
-    run_once(&mut ScriptedUpstream::new(Arc::clone(&wal)), &probe, 2, false)
-        .await
-        .unwrap();
+    run_once(
+        &mut ScriptedUpstream::new(Arc::clone(&wal)),
+        &probe,
+        2,
+        false,
+    )
+    .await
+    .unwrap();
     for n in 1..=probe.commits() as u32 {
         let store = new_store().await;
         store.inject(Fault::CommitAnswerLost, n);
@@ -699,9 +757,16 @@ async fn a_commit_whose_answer_was_lost_is_not_applied_twice() {
         assert!(run_once(&mut up, &store, 2, false).await.is_err());
         let slot = *up.confirmed.lock().unwrap();
         let checkpoint = store.checkpoint().unwrap().lsn;
-        assert!(slot < checkpoint, "commit {n}: the slot trails the destination");
+        assert!(
+            slot < checkpoint,
+            "commit {n}: the slot trails the destination"
+        );
         run_to_success(&mut up, &store, 2).await;
-        assert_eq!(up.starts.last(), Some(&checkpoint), "commit {n}: the rerun starts at the checkpoint");
+        assert_eq!(
+            up.starts.last(),
+            Some(&checkpoint),
+            "commit {n}: the rerun starts at the checkpoint"
+        );
         assert_exact(&wal, &store, &up, &format!("commit {n}'s answer lost"));
     }
 }
@@ -727,11 +792,19 @@ async fn a_connection_cut_at_any_event_is_replayed_exactly_once() {
         let store = new_store().await;
         let mut up = ScriptedUpstream::new(Arc::clone(&wal));
         up.faults.lock().unwrap().cut.push((1, at));
-        assert!(run_once(&mut up, &store, 2, false).await.is_err(), "cut at {at}");
+        assert!(
+            run_once(&mut up, &store, 2, false).await.is_err(),
+            "cut at {at}"
+        );
         // Nothing uncommitted is visible: what landed is whole transactions, a prefix.
         let landed_rows = landed(&store);
         let n = landed_rows.iter().map(|r| r.lsn).max().unwrap_or(0);
-        let prefix: Vec<Row> = wal.expected.iter().filter(|r| r.lsn <= n).cloned().collect();
+        let prefix: Vec<Row> = wal
+            .expected
+            .iter()
+            .filter(|r| r.lsn <= n)
+            .cloned()
+            .collect();
         assert_eq!(landed_rows, per_table(prefix), "cut at {at}: a prefix");
         run_to_success(&mut up, &store, 2).await;
         assert_exact(&wal, &store, &up, &format!("cut at event {at}"));
@@ -756,12 +829,28 @@ async fn follow_mode_retries_transient_faults_and_ends_exact() {
         }
         let summary = run_once(&mut up, &store, 2, true).await;
         let summary = summary.unwrap_or_else(|e| panic!("cut at {at}: follow mode gave up: {e:#}"));
-        assert!(up.sessions >= 3, "cut at {at}: reconnected ({} sessions)", up.sessions);
-        assert_eq!(landed(&store), per_table(wal.expected.clone()), "cut at {at}: the changelog");
+        assert!(
+            up.sessions >= 3,
+            "cut at {at}: reconnected ({} sessions)",
+            up.sessions
+        );
+        assert_eq!(
+            landed(&store),
+            per_table(wal.expected.clone()),
+            "cut at {at}: the changelog"
+        );
         // Counts are of changes committed once, however often they were read.
-        assert_eq!(summary.changes(), wal.expected.len() as u64, "cut at {at}: counted once");
+        assert_eq!(
+            summary.changes(),
+            wal.expected.len() as u64,
+            "cut at {at}: counted once"
+        );
         let checkpoint = store.checkpoint().unwrap().lsn;
-        assert_eq!(*up.confirmed.lock().unwrap(), checkpoint, "cut at {at}: confirmed");
+        assert_eq!(
+            *up.confirmed.lock().unwrap(),
+            checkpoint,
+            "cut at {at}: confirmed"
+        );
     }
 }
 
@@ -779,7 +868,10 @@ async fn a_permanent_error_is_not_retried_in_follow_mode() {
     });
     let mut bad = ScriptedUpstream::new(Arc::new(w));
     let err = run_once(&mut bad, &store, 2, true).await.unwrap_err();
-    assert!(format!("{err:#}").contains("before its Relation message"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("before its Relation message"),
+        "{err:#}"
+    );
     assert_eq!(bad.sessions, 1, "not retried");
     assert!(landed(&store).is_empty());
     // The store is untouched and a good run still lands everything.
@@ -793,9 +885,21 @@ async fn a_schema_change_mid_batch_closes_the_old_rows_first() {
     wal.tx(|t| t.insert(T, 1, "before"));
     // DDL: t gains a column `w`; the server describes t again before its next change.
     let cols = [
-        encode::Col { name: "id", type_oid: oid::INT4, key: true },
-        encode::Col { name: "v", type_oid: oid::TEXT, key: false },
-        encode::Col { name: "w", type_oid: oid::TEXT, key: false },
+        encode::Col {
+            name: "id",
+            type_oid: oid::INT4,
+            key: true,
+        },
+        encode::Col {
+            name: "v",
+            type_oid: oid::TEXT,
+            key: false,
+        },
+        encode::Col {
+            name: "w",
+            type_oid: oid::TEXT,
+            key: false,
+        },
     ];
     let ddl = encode::relation(T, "public", "t", b'd', &cols);
     wal.ddl.push((1, T, ddl));
@@ -815,7 +919,13 @@ async fn a_schema_change_mid_batch_closes_the_old_rows_first() {
     assert_eq!(batches[0].table.columns.len(), 2);
     assert_eq!(batches[0].rows.num_rows(), 1);
     assert_eq!(batches[1].table.columns.len(), 3);
-    let w = batches[1].rows.column_by_name("w").unwrap().as_string::<i32>().value(0).to_string();
+    let w = batches[1]
+        .rows
+        .column_by_name("w")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
     assert_eq!(w, "new");
 }
 
@@ -829,7 +939,10 @@ async fn relations_the_source_does_not_replicate_are_skipped() {
     wal.txs.push(Tx {
         commit_lsn: lsn + 0x10,
         end_lsn: lsn + 0x18,
-        messages: vec![(lsn, encode::insert(U, &[t("1"), t("skipped")])), (lsn + 1, encode::truncate(&[U]))],
+        messages: vec![
+            (lsn, encode::insert(U, &[t("1"), t("skipped")])),
+            (lsn + 1, encode::truncate(&[U])),
+        ],
     });
     wal.next_lsn = lsn + 0x20;
     let wal = Arc::new(wal);
