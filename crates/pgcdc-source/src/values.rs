@@ -39,11 +39,14 @@
 //! # Values Arrow cannot hold
 //!
 //! They follow the [`ValuePolicy`]:
-//! - `infinity` / `-infinity` dates and timestamps ([`InfinityPolicy`]): `Clamp` stores
-//!   `i32::MAX` / `-i32::MAX` days or `i64::MAX` / `-i64::MAX` µs (DuckDB's encoding of
-//!   infinity), `Null` stores NULL, `Error` fails with [`ValueError::Infinite`].
-//! - numeric `NaN` / `Infinity` / `-Infinity` in a decimal column ([`NumericNanPolicy`]):
-//!   `Null` stores NULL, `Error` fails with [`ValueError::NumericNan`]. Float and
+//! - `infinity` / `-infinity` dates and timestamps
+//!   ([`InfinityPolicy`](pgcdc_core::InfinityPolicy)): `Clamp` stores `i32::MAX` /
+//!   `-i32::MAX` days or `i64::MAX` / `-i64::MAX` µs (DuckDB's encoding of infinity;
+//!   intervals keep PostgreSQL's own), `Null` stores NULL, `Error` fails with
+//!   [`ValueError::Infinite`].
+//! - numeric `NaN` / `Infinity` / `-Infinity` in a decimal column
+//!   ([`NumericNanPolicy`](pgcdc_core::NumericNanPolicy)): `Null` stores NULL, `Error`
+//!   fails with [`ValueError::NumericNan`]. Float and
 //!   `NumericFloat` columns keep them; `NumericString` keeps the text.
 //! - Nothing is ever rounded silently: a numeric with nonzero digits beyond the column's
 //!   scale ([`ValueError::Scale`]) or more digits than its precision

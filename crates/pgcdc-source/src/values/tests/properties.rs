@@ -325,6 +325,8 @@ proptest! {
         f in any::<f64>().prop_filter("finite", |f| f.is_finite()),
         u in any::<[u8; 16]>(),
     ) {
+        // The 2000-01-01 offsets are written out here rather than taken from pgcdc_core,
+        // so that this test checks them too.
         let (a, b) = both_paths(ValueKind::TimestampTz, &pg_timestamp(us, Some(0)), &(us - 946_684_800_000_000).to_be_bytes());
         prop_assert_eq!(a.to_data(), b.to_data());
         let (a, b) = both_paths(ValueKind::Timestamp, &pg_timestamp(us, None), &(us - 946_684_800_000_000).to_be_bytes());
