@@ -5,10 +5,12 @@
 //! (a source table's columns with their PostgreSQL and Arrow types), the
 //! PostgreSQL → Arrow [type mapping](types), the value [policies](ValuePolicy)
 //! for values Arrow cannot hold, the [`Checkpoint`] a destination commits with its
-//! data, and the change-row metadata [column names](MetaColumns).
+//! data, the change-row metadata [column names](MetaColumns), and the offset of
+//! PostgreSQL's 2000-01-01 epoch ([`PG_EPOCH_OFFSET_MICROS`]).
 #![deny(missing_docs)]
 
 mod checkpoint;
+mod epoch;
 mod error;
 mod lsn;
 mod meta;
@@ -16,6 +18,7 @@ mod schema;
 pub mod types;
 
 pub use checkpoint::{Checkpoint, SourceIdentity};
+pub use epoch::{PG_EPOCH_OFFSET_DAYS, PG_EPOCH_OFFSET_MICROS};
 pub use error::{Error, ErrorKind};
 pub use lsn::Lsn;
 pub use meta::{MetaColumns, MetaPreset, Op};

@@ -657,7 +657,7 @@ fn pg_now_micros() -> i64 {
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    i64::try_from(unix.as_micros()).unwrap_or(i64::MAX) - 946_684_800_000_000
+    i64::try_from(unix.as_micros()).unwrap_or(i64::MAX) - pgcdc_core::PG_EPOCH_OFFSET_MICROS
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 use pgcdc_core::types::hstore_fields;
 
+use super::bytes::fits;
+use super::number::parse_float;
 use super::send::Reader;
-use super::{parse_float, ValueError, MAX_OFFSET};
+use super::ValueError;
 
 /// The parts of an hstore column: keys and values, offsets per row, a validity bit.
 pub(super) struct HstoreBuilder {
@@ -144,7 +146,7 @@ impl HstoreBuilder {
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len))
             .sum();
         let used = self.keys.values_slice().len() + self.values.values_slice().len();
-        if used.saturating_add(bytes) > MAX_OFFSET {
+        if !fits(used, bytes) {
             return Err(ValueError::range(
                 HSTORE,
                 "more than 2 GiB of text in one batch",

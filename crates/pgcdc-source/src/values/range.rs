@@ -20,9 +20,10 @@ use arrow_schema::Fields;
 use pgcdc_core::types::range_fields;
 use pgcdc_core::{ValueKind, ValuePolicy};
 
+use super::array::ListBuilder;
 use super::record::scan_quoted;
 use super::send::Reader;
-use super::{BinaryForm, ColumnBuilder, Inner, ListBuilder, ValueError};
+use super::{BinaryForm, ColumnBuilder, Inner, ValueError};
 
 const NAME: &str = "range";
 const MULTI: &str = "multirange";

@@ -26,9 +26,7 @@
 use pgcdc_core::types::oid;
 use pgcdc_core::{ValueKind, ValuePolicy};
 
-use super::{
-    ColumnBuilder, Inner, ListBuilder, ValueError, ARRAY_BOUNDS, ARRAY_DIMS, ARRAY_FEWER_DIMS,
-};
+use super::{ColumnBuilder, Inner, ValueError};
 
 /// How one column's binary (send-format) values are read; see the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,86 +393,6 @@ impl ColumnBuilder {
         let result = render(v, &mut text).and_then(|()| self.append_text(&text, policy));
         self.scratch = text;
         result
-    }
-}
-
-impl ListBuilder {
-    /// Reads array_send: ndim, has-nulls flag, element type, (size, lower bound) per
-    /// dimension, then each element as a length (-1: NULL) and its bytes, in row-major
-    /// order. `ndim` must be this List's depth (or 0: the empty array).
-    fn append_send(
-        &mut self,
-        element: &BinaryForm,
-        v: &[u8],
-        policy: &ValuePolicy,
-    ) -> Result<(), ValueError> {
-        const NAME: &str = "array";
-        let mut r = Reader {
-            rest: v,
-            name: NAME,
-        };
-        let ndim = r.i32()?;
-        let _has_nulls = r.i32()?;
-        let _element_type = r.i32()?;
-        let depth = 1 + self.child.kind.list_depth();
-        let ndim = usize::try_from(ndim)
-            .map_err(|_| ValueError::invalid(NAME, "negative dimension count"))?;
-        if ndim == 0 {
-            r.end()?;
-            return self.close_entry();
-        }
-        if ndim > depth {
-            return Err(ValueError::invalid(NAME, ARRAY_DIMS));
-        }
-        if ndim < depth {
-            return Err(ValueError::invalid(NAME, ARRAY_FEWER_DIMS));
-        }
-        let mut dims = Vec::with_capacity(ndim);
-        let mut total = 1usize;
-        for _ in 0..ndim {
-            let size = usize::try_from(r.i32()?)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(ValueError::invalid(NAME, "a dimension without elements"))?;
-            if r.i32()? != 1 {
-                return Err(ValueError::invalid(NAME, ARRAY_BOUNDS));
-            }
-            total = total.saturating_mul(size);
-            dims.push(size);
-        }
-        // Each element takes at least its 4-byte length: no loop longer than the data.
-        if total > r.rest.len() / 4 {
-            return Err(ValueError::invalid(NAME, "binary value too short"));
-        }
-        self.fill_send(&dims, &mut r, element, policy)?;
-        r.end()
-    }
-
-    /// Appends one array of `dims` (outermost first) from `r`'s elements.
-    fn fill_send(
-        &mut self,
-        dims: &[usize],
-        r: &mut Reader<'_>,
-        element: &BinaryForm,
-        policy: &ValuePolicy,
-    ) -> Result<(), ValueError> {
-        let Some((&size, inner)) = dims.split_first() else {
-            return Err(ValueError::invalid("array", "no dimensions"));
-        };
-        for _ in 0..size {
-            if inner.is_empty() {
-                match r.field("negative element length")? {
-                    None => self.child.append_null(),
-                    Some(bytes) => self.child.append_send(element, bytes, policy)?,
-                }
-            } else {
-                let Inner::List(sub) = &mut self.child.inner else {
-                    return Err(ValueError::invalid("array", ARRAY_DIMS));
-                };
-                sub.fill_send(inner, r, element, policy)?;
-            }
-        }
-        self.close_entry()
     }
 }
 
