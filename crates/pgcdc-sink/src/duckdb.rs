@@ -147,6 +147,7 @@ impl DuckDb {
 #[async_trait]
 impl Dialect for DuckDb {
     const NAME: &'static str = "DuckDB";
+    // No key (files made by earlier versions have none): `write_state_sql` replaces the row.
     const STATE_COLUMNS: &'static str = "id INTEGER, state VARCHAR";
     const TEMP: &'static str = "";
     const ROW_ID: &'static str = "rowid";

@@ -165,6 +165,8 @@ impl Postgres {
 impl Dialect for Postgres {
     const NAME: &'static str = "PostgreSQL";
     const STATE_COLUMNS: &'static str = "id int PRIMARY KEY, state text NOT NULL";
+    // Named explicitly, so a table of the same name earlier in the search path cannot
+    // stand in for a temporary one.
     const TEMP: &'static str = "pg_temp.";
     const ROW_ID: &'static str = "ctid";
 
