@@ -1,17 +1,35 @@
 //! The sink crate's error type, with a kind that tells the caller whether to retry.
+//! Each destination classifies its failures where they arise, from typed errors and
+//! codes (SQLSTATEs, object-store variants), never from message text.
 
-/// The broad cause of an [`Error`], which decides the retry rule.
+/// The broad cause of an [`Error`], which decides the retry rule. Only
+/// [`ErrorKind::Unavailable`] is retried; every other kind stops the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The storage could not be reached or failed transiently: retry with backoff.
+    /// The storage could not be reached or failed transiently (a lost connection, a
+    /// server restarting, too many connections, a deadlock or serialization failure, a
+    /// file locked by another process): retried with backoff.
     Unavailable,
-    /// Configuration is wrong (bad URL, unsupported format): fix and rerun.
+    /// Configuration is wrong (bad URL, unsupported format, a statement the destination
+    /// cannot run): not retried; fix and rerun.
     InvalidConfig,
-    /// Stored state could not be understood or contradicts this run: needs a person.
+    /// The destination refused the credentials, or its role lacks a privilege: not
+    /// retried; fix the role or the credentials and rerun.
+    Denied,
+    /// Stored state could not be understood or contradicts this run: not retried; needs
+    /// a person.
     Corrupt,
-    /// Data could not be encoded (a bug or an unsupported value): needs a person.
+    /// Data could not be encoded (a bug or an unsupported value): not retried; needs a
+    /// person.
     Encode,
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind may go away by itself, so the run retries it.
+    pub fn is_transient(self) -> bool {
+        self == ErrorKind::Unavailable
+    }
 }
 
 /// An error from a destination. The cause is kept as `source`, not formatted into the message.

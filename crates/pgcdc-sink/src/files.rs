@@ -302,10 +302,7 @@ impl FilesDestination {
                 } else {
                     Compression::UNCOMPRESSED
                 };
-                let props = WriterProperties::builder()
-                    .set_compression(compression)
-                    .set_max_row_group_row_count(Some(128 * 1024))
-                    .build();
+                let props = writer_properties(compression);
                 let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))?;
                 Writer::Parquet(Box::new(writer))
             }
@@ -364,6 +361,16 @@ impl FilesDestination {
 }
 
 /// The load id of a data file name `<load_id>.<n>.<ext>`; None for other names.
+/// The Parquet writer settings of every Parquet file the sink writes (changelog files,
+/// Delta data files, DuckDB staging files): `compression`, and row groups of 128 Ki rows
+/// (readers skip and parallelise by row group; the writer buffers one in memory).
+pub(crate) fn writer_properties(compression: Compression) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
 fn parse_load_id(name: &str) -> Option<u64> {
     let mut parts = name.split('.');
     let load = parts.next()?.parse().ok()?;

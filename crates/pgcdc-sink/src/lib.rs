@@ -32,7 +32,9 @@ pub mod mirror;
 mod mirror_sql;
 pub mod pgtext;
 pub mod postgres;
+pub mod sql_mirror;
 pub mod store;
+pub mod widening;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;

@@ -35,6 +35,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake::kernel::{StructField, StructType};
 
+use crate::widening::Shape;
 use crate::{Error, ErrorKind, Result};
 
 /// The Delta-side Arrow type of a changelog column type (see the [module docs](self)).
@@ -125,25 +126,27 @@ pub fn arrow_schema(schema: &StructType) -> Result<SchemaRef> {
 }
 
 /// Whether a Delta column of type `wide` holds every value of type `narrow` (both
-/// Delta-side Arrow types): the integer ladder, float → double, decimals with as many
-/// integer and fraction digits, and any decimal as its text (a precision past 38).
+/// Delta-side Arrow types), by the mirrors' one rule ([`crate::widening`]).
 pub fn holds(wide: &DataType, narrow: &DataType) -> bool {
-    let rank = |t: &DataType| match t {
-        DataType::Int16 => Some(1),
-        DataType::Int32 => Some(2),
-        DataType::Int64 => Some(3),
-        _ => None,
-    };
-    if let (Some(w), Some(n)) = (rank(wide), rank(narrow)) {
-        return w >= n;
-    }
-    match (wide, narrow) {
-        (DataType::Float64, DataType::Float32) => true,
-        (DataType::Decimal128(wp, ws), DataType::Decimal128(np, ns)) => {
-            ws >= ns && (*wp as i16 - *ws as i16) >= (*np as i16 - *ns as i16)
-        }
-        (DataType::Utf8, DataType::Decimal128(_, _)) => true,
-        _ => false,
+    crate::widening::holds(shape(wide), shape(narrow))
+}
+
+/// What the widening rule sees of a Delta-side Arrow type. A string column also stores
+/// decimals past Delta's 38 digits (as their text), so a decimal may become one.
+fn shape(t: &DataType) -> Shape {
+    match t {
+        DataType::Int8 => Shape::Int(1),
+        DataType::Int16 => Shape::Int(2),
+        DataType::Int32 => Shape::Int(4),
+        DataType::Int64 => Shape::Int(8),
+        DataType::Float32 => Shape::Float(4),
+        DataType::Float64 => Shape::Float(8),
+        DataType::Decimal128(p, s) => Shape::Decimal {
+            precision: i32::from(*p),
+            scale: i32::from(*s),
+        },
+        DataType::Utf8 => Shape::Text { decimals: true },
+        _ => Shape::Other,
     }
 }
 

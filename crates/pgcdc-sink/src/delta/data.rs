@@ -20,7 +20,6 @@ use object_store::ObjectStore;
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde_json::json;
 
 use super::convert::conform;
@@ -202,10 +201,7 @@ impl Sink {
             self.n += 1;
             let path = format!("{}-{}.parquet", self.prefix, self.n);
             let upload = BufWriter::new(Arc::clone(&self.store), Path::from(path.as_str()));
-            let props = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(128 * 1024))
-                .build();
+            let props = crate::files::writer_properties(Compression::SNAPPY);
             let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(props))?;
             self.open = Some(Open {
                 path,
