@@ -17,6 +17,9 @@
 //! [`mirror`]'s rules: [`postgres`] (another PostgreSQL database) and `duckdb` (an
 //! embedded DuckDB file; cargo feature `duckdb`) and `delta` (Delta Lake tables on a local
 //! disk or S3; cargo feature `delta`).
+//!
+//! [`open`] turns the `[destination]` settings ([`DestinationSpec`]) into one of them by
+//! the URL's scheme: the only place that knows which destinations exist.
 #![deny(missing_docs)]
 
 mod aws_profile;
@@ -30,6 +33,7 @@ pub mod files;
 pub mod memory;
 pub mod mirror;
 mod mirror_sql;
+pub mod open;
 pub mod pgtext;
 pub mod postgres;
 pub mod sql_mirror;
@@ -41,6 +45,7 @@ use async_trait::async_trait;
 use pgcdc_core::{Checkpoint, TableSchema};
 
 pub use error::{Error, ErrorKind, Result};
+pub use open::{DestinationSpec, Mode, Target};
 
 /// Crash-test hook: with the `failpoints` feature, aborts the process at the point named
 /// by the `PGCDC_FAILPOINT` environment variable (`name`, or `name:N` for its N-th

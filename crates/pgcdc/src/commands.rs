@@ -13,7 +13,7 @@ use pgcdc_source::connect::{connect_sql, describe};
 use pgcdc_source::peek;
 use pgcdc_source::setup::{self, SetupSpec};
 
-use crate::config::{Config, DestinationConfig};
+use crate::config::Config;
 use crate::run::{self, RunOptions, RunSummary};
 use crate::Command;
 
@@ -38,75 +38,9 @@ pub async fn dispatch(cfg: &Config, command: Command) -> Result<ExitCode> {
     }
 }
 
+/// The configured destination (the sink crate knows which URL means which).
 fn destination(cfg: &Config) -> Result<Box<dyn Destination>> {
-    Ok(match &cfg.destination {
-        DestinationConfig::Files(f) => Box::new(pgcdc_sink::files::FilesDestination::new(f.clone())?),
-        DestinationConfig::Postgres {
-            pg,
-            tls,
-            dataset,
-            soft_delete,
-        } => {
-            let location = describe(pg);
-            let (pg, tls) = (pg.clone(), tls.clone());
-            let connect: pgcdc_sink::postgres::Connector = std::sync::Arc::new(move || {
-                let (pg, tls) = (pg.clone(), tls.clone());
-                Box::pin(async move {
-                    connect_sql(&pg, &tls).await.map_err(|e| {
-                        pgcdc_sink::Error::new(
-                            pgcdc_sink::ErrorKind::Unavailable,
-                            format!("cannot connect to the mirror database: {e}"),
-                        )
-                    })
-                })
-            });
-            Box::new(pgcdc_sink::postgres::PostgresDestination::new(
-                pgcdc_sink::postgres::PostgresConfig {
-                    dataset: dataset.clone(),
-                    meta: cfg.meta.clone(),
-                    location,
-                    soft_delete: soft_delete.clone(),
-                },
-                connect,
-            )?)
-        }
-        #[cfg(feature = "duckdb")]
-        DestinationConfig::DuckDb {
-            path,
-            dataset,
-            soft_delete,
-        } => Box::new(
-            pgcdc_sink::duckdb::DuckDbDestination::new(pgcdc_sink::duckdb::DuckDbConfig {
-                path: path.clone(),
-                dataset: dataset.clone(),
-                meta: cfg.meta.clone(),
-                soft_delete: soft_delete.clone(),
-            })?,
-        ),
-        #[cfg(feature = "delta")]
-        DestinationConfig::Delta {
-            url,
-            options,
-            dataset,
-            soft_delete,
-        } => Box::new(pgcdc_sink::delta::DeltaDestination::new(
-            pgcdc_sink::delta::DeltaConfig {
-                url: url.clone(),
-                options: options.clone(),
-                dataset: dataset.clone(),
-                meta: cfg.meta.clone(),
-                soft_delete: soft_delete.clone(),
-            },
-        )?),
-        #[cfg(not(feature = "delta"))]
-        DestinationConfig::Delta { .. } => bail!(
-            "destination.url delta:… needs Delta Lake support, and this pgcdc was built without it: build with `cargo build --features delta` (see the README)"
-        ),
-        #[cfg(not(feature = "duckdb"))]
-        DestinationConfig::DuckDb { .. } => bail!(
-            "destination.mode = \"mirror\" needs DuckDB, and this pgcdc was built without it: build with `cargo build --features duckdb` (see the README)"
-        ),
-    })
+    Ok(cfg.destination.open()?)
 }
 
 fn spec(cfg: &Config) -> SetupSpec {

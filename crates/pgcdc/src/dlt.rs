@@ -210,7 +210,7 @@ fn credentials(v: &Value) -> Result<String> {
 mod tests {
     use super::*;
 
-    /// The seed's files, verbatim (see SEED.md).
+    /// A dlt project's `.dlt/secrets.toml` and `.dlt/config.toml`, verbatim (trailing spaces included).
     const SECRETS: &str = r#"
 [sources.pg_replication.credentials]
 drivername = "postgresql"
