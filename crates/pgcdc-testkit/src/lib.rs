@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod s3;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use postgres::{
     cluster, is_root, pg_bin, psql_bin, start_cluster, start_cluster_with_hba, Cluster,
@@ -27,6 +28,27 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("no free port")
+}
+
+/// A name unique to this process and call: `prefix`, then `test` lowercased with every
+/// character but ASCII letters and digits as `_` (at most 32), the process id and a
+/// counter, fixed-width so that no name is a prefix of another (at most 45 bytes after
+/// `prefix`): for schemas, slots, buckets' folders.
+pub fn unique_name(prefix: &str, test: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let base: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    format!("{prefix}{base}_{:07}_{n:04}", std::process::id())
 }
 
 /// Quotes a string for sh.

@@ -9,14 +9,11 @@ pub mod outage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use pgcdc_testkit::{
     cluster, free_port, is_root, pg_bin, psql_bin, python, s3, start_cluster,
     start_cluster_with_hba, Cluster,
 };
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// One test's world: its own schema, slot, publication and directory.
 pub struct TestEnv {
@@ -38,22 +35,10 @@ impl TestEnv {
 
     /// A fresh environment on the server at `url`.
     pub fn on(url: String, test: &str) -> TestEnv {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let base: String = test
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(32)
-            .collect();
-        // Fixed-width pid and counter: no env's name is a prefix of another's (Drop drops
-        // every slot whose name starts with it). At most 2+32+1+7+1+4 = 47 bytes, leaving
-        // 16 of PostgreSQL's 63 for suffixes a test adds to make more slots.
-        let name = format!("t_{base}_{:07}_{n:04}", std::process::id());
+        // No env's name is a prefix of another's (Drop drops every slot whose name starts
+        // with it). At most 2+45 = 47 bytes, leaving 16 of PostgreSQL's 63 for suffixes a
+        // test adds to make more slots.
+        let name = pgcdc_testkit::unique_name("t_", test);
         let env = TestEnv {
             schema: name.clone(),
             slot: name.clone(),
