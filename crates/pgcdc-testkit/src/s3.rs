@@ -1,6 +1,6 @@
 //! A real S3-protocol server for the tests: `s3s-fs` (installed by scripts/install-deps),
-//! serving a temp directory over HTTP on a free port of 127.0.0.1 with the seed's
-//! credentials (`minio` / `minio123`), which it checks. Buckets are subdirectories.
+//! serving a temp directory over HTTP on a free port of 127.0.0.1 with fixed credentials
+//! ([`ACCESS_KEY`] / [`SECRET_KEY`]), which it checks. Buckets are subdirectories.
 //!
 //! [`shared`] is one server for the whole test binary; [`S3Server::start`] gives a test a
 //! server of its own that it may stop and start again (same port, same data).
@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The seed's MinIO credentials (SEED.md).
+/// The access key the server checks (MinIO's demo credentials).
 pub const ACCESS_KEY: &str = "minio";
-/// The seed's MinIO secret.
+/// The secret key the server checks.
 pub const SECRET_KEY: &str = "minio123";
 
 /// A running (or stopped) s3s-fs.
@@ -49,7 +49,7 @@ impl S3Server {
             .expect("tempdir")
             .keep();
         std::fs::create_dir_all(root.join("demo")).expect("create bucket dir");
-        let port = super::free_port();
+        let port = crate::free_port();
         let server = S3Server {
             port,
             root,
@@ -136,7 +136,7 @@ impl S3Server {
              pkill -KILL -f -- '[-]-port {port} ' >/dev/null 2>&1; rm -rf {root}",
             pid = std::process::id(),
             port = self.port,
-            root = super::sh_quote(&self.root.display().to_string()),
+            root = crate::sh_quote(&self.root.display().to_string()),
         );
         #[allow(clippy::zombie_processes)]
         let _watchdog = Command::new("setsid")
