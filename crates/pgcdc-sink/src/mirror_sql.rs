@@ -200,8 +200,9 @@ pub(crate) fn multiset_sql<D: Dialect>(target: &str, cols: &[Col]) -> String {
             )
         })
         .collect();
-    let weighted =
-        format!("(SELECT *, {MULTISET_WEIGHT} AS m_w FROM {staging} WINDOW w AS (ORDER BY m_seq)) x");
+    let weighted = format!(
+        "(SELECT *, {MULTISET_WEIGHT} AS m_w FROM {staging} WINDOW w AS (ORDER BY m_seq)) x"
+    );
     let mut sql = format!(
         "{} SELECT *, row_number() OVER () AS m_i FROM ({}) y;\n",
         D::create_temp("_pgcdc_n"),

@@ -169,10 +169,8 @@ impl DestinationSpec {
         }
         let kind = match d.mode {
             Mode::Changelog => {
-                let mut files = FilesConfig::new(
-                    d.url.unwrap_or_else(|| "./lake".into()),
-                    d.dataset.clone(),
-                );
+                let mut files =
+                    FilesConfig::new(d.url.unwrap_or_else(|| "./lake".into()), d.dataset.clone());
                 files.options = store_options(d.credentials)?;
                 files.format = d.format;
                 files.compress = d.compression;
@@ -207,8 +205,9 @@ fn mirror_kind(url: Option<String>, credentials: BTreeMap<String, Setting>) -> R
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         // Only the URL: PG* variables are the source's.
-        let (pg, tls) = pgcdc_source::connect::connection_config("destination.url", Some(&url), &[])
-            .map_err(|e| invalid(e.to_string()))?;
+        let (pg, tls) =
+            pgcdc_source::connect::connection_config("destination.url", Some(&url), &[])
+                .map_err(|e| invalid(e.to_string()))?;
         return Ok(Kind::Postgres {
             pg: Box::new(pg),
             tls,
@@ -228,7 +227,9 @@ fn mirror_kind(url: Option<String>, credentials: BTreeMap<String, Setting>) -> R
         )));
     };
     if path.is_empty() {
-        return Err(invalid(format!("destination.url '{url}' names no DuckDB file")));
+        return Err(invalid(format!(
+            "destination.url '{url}' names no DuckDB file"
+        )));
     }
     Ok(Kind::DuckDb {
         path: PathBuf::from(path),
@@ -245,7 +246,9 @@ fn store_options(raw: BTreeMap<String, Setting>) -> Result<StoreOptions> {
             Setting::Boolean(b) => b.to_string(),
             Setting::Float(f) => f.to_string(),
             Setting::Other(_) => {
-                return Err(invalid(format!("destination.credentials.{k} must be a string")))
+                return Err(invalid(format!(
+                    "destination.credentials.{k} must be a string"
+                )))
             }
         };
         out.insert(k.to_ascii_lowercase(), text);
@@ -364,7 +367,10 @@ impl Target {
 
     #[cfg(not(feature = "duckdb"))]
     fn open_duckdb(&self, _: &Path) -> Result<Box<dyn Destination>> {
-        Err(built_without("destination.mode = \"mirror\" needs DuckDB", "duckdb"))
+        Err(built_without(
+            "destination.mode = \"mirror\" needs DuckDB",
+            "duckdb",
+        ))
     }
 
     #[cfg(feature = "delta")]
@@ -381,7 +387,10 @@ impl Target {
 
     #[cfg(not(feature = "delta"))]
     fn open_delta(&self, _: &str, _: &StoreOptions) -> Result<Box<dyn Destination>> {
-        Err(built_without("destination.url delta:… needs Delta Lake support", "delta"))
+        Err(built_without(
+            "destination.url delta:… needs Delta Lake support",
+            "delta",
+        ))
     }
 }
 
@@ -414,12 +423,16 @@ mod tests {
         let t = target("").unwrap();
         assert!(matches!(&t.kind, Kind::Files(f) if f.url == "./lake" && f.dataset == "pgcdc"));
         assert_eq!(t.location(), "./lake");
-        let t = target("url = 's3://b/p'\nformat = 'jsonl'\ncompression = false\nmax_file_mb = 0\n")
-            .unwrap();
+        let t =
+            target("url = 's3://b/p'\nformat = 'jsonl'\ncompression = false\nmax_file_mb = 0\n")
+                .unwrap();
         let Kind::Files(f) = &t.kind else {
             panic!("{t:?}")
         };
-        assert_eq!((f.format, f.compress, f.max_file_bytes), (FileFormat::Jsonl, false, 1 << 20));
+        assert_eq!(
+            (f.format, f.compress, f.max_file_bytes),
+            (FileFormat::Jsonl, false, 1 << 20)
+        );
         let t = target("mode = 'mirror'\n").unwrap();
         assert!(matches!(&t.kind, Kind::DuckDb { path } if path == Path::new("./pgcdc.duckdb")));
         assert_eq!(t.location(), "./pgcdc.duckdb (schema pgcdc)");
@@ -430,14 +443,18 @@ mod tests {
             ("m.db", "m.db"),
         ] {
             let t = mirror(url).unwrap();
-            assert!(matches!(&t.kind, Kind::DuckDb { path: p } if p == Path::new(path)), "{url}: {t:?}");
+            assert!(
+                matches!(&t.kind, Kind::DuckDb { path: p } if p == Path::new(path)),
+                "{url}: {t:?}"
+            );
         }
         for url in ["postgresql://u@h:7/db", "postgres://u@h:7/db"] {
             let t = mirror(url).unwrap();
             assert!(matches!(t.kind, Kind::Postgres { .. }), "{url}");
             assert_eq!(t.location(), "u@h:7/db (schema pgcdc)");
         }
-        let t = target("mode = 'mirror'\nurl = 'postgresql://u@h/db?sslmode=verify-full'\n").unwrap();
+        let t =
+            target("mode = 'mirror'\nurl = 'postgresql://u@h/db?sslmode=verify-full'\n").unwrap();
         let Kind::Postgres { tls, .. } = &t.kind else {
             panic!("{t:?}")
         };
@@ -458,10 +475,16 @@ mod tests {
             panic!("{t:?}")
         };
         // Keys are lowercased; numbers are used as their text.
-        assert_eq!(format!("{:?}", f.options), r#"{"aws_access_key_id": "<redacted>", "aws_region": "<redacted>", "aws_secret_access_key": "<redacted>"}"#);
+        assert_eq!(
+            format!("{:?}", f.options),
+            r#"{"aws_access_key_id": "<redacted>", "aws_region": "<redacted>", "aws_secret_access_key": "<redacted>"}"#
+        );
         let t = target("mode = 'mirror'\nurl = 'delta:s3://demo/lake'\n[credentials]\naws_secret_access_key = 'delta-secret'\n").unwrap();
         assert_eq!(t.secrets(), ["delta-secret"]);
-        assert_eq!(t.location(), "Delta tables at s3://demo/lake (dataset pgcdc)");
+        assert_eq!(
+            t.location(),
+            "Delta tables at s3://demo/lake (dataset pgcdc)"
+        );
         let t = mirror("postgresql://u:pg-s3cret@h/db").unwrap();
         assert_eq!(t.secrets(), ["pg-s3cret"]);
         assert!(mirror("m.duckdb").unwrap().secrets().is_empty());
@@ -470,7 +493,10 @@ mod tests {
             mirror("postgresql://u:pg-s3cret@h/db").unwrap(),
         ] {
             for text in [t.location(), format!("{t:?}")] {
-                assert!(!text.contains("-secret") && !text.contains("s3cret"), "{text}");
+                assert!(
+                    !text.contains("-secret") && !text.contains("s3cret"),
+                    "{text}"
+                );
             }
         }
         let spec: DestinationSpec = toml::from_str("[credentials]\nk = 'spec-secret'\n").unwrap();
@@ -481,7 +507,10 @@ mod tests {
     fn a_bad_destination_gets_a_message_naming_what_to_write() {
         for (toml_text, expected) in [
             ("mode = 'mirror'\nurl = 'delta:'\n", "names no folder"),
-            ("mode = 'mirror'\nurl = './lake'\n", "'./lake' is not a mirror destination"),
+            (
+                "mode = 'mirror'\nurl = './lake'\n",
+                "'./lake' is not a mirror destination",
+            ),
             ("mode = 'mirror'\nurl = 'duckdb:'\n", "names no DuckDB file"),
             (
                 "mode = 'mirror'\nurl = 'm.duckdb'\n[credentials]\naws_access_key_id = 'k'\n",
@@ -497,12 +526,18 @@ mod tests {
             ),
             ("dataset = 'a/b'\n", "must be a plain folder name"),
             ("dataset = ''\n", "must be a plain folder name"),
-            ("soft_delete_column = 'd'\n", "applies to mode = \"mirror\" only"),
+            (
+                "soft_delete_column = 'd'\n",
+                "applies to mode = \"mirror\" only",
+            ),
             (
                 "mode = 'mirror'\nsoft_delete_column = '_PGCDC_LSN'\n",
                 "other than pgcdc's metadata columns",
             ),
-            ("[credentials]\nk = [1]\n", "destination.credentials.k must be a string"),
+            (
+                "[credentials]\nk = [1]\n",
+                "destination.credentials.k must be a string",
+            ),
             ("mode = 'copy'\n", "unknown variant `copy`"),
             ("urll = 'x'\n", "unknown field `urll`"),
         ] {
@@ -511,18 +546,32 @@ mod tests {
             assert!(!e.contains("pw-4711"), "{e}");
         }
         let e = err("mode = 'mirror'\nurl = 's3://key:s3-secret@bucket/x'\n");
-        assert!(e.contains("is not a mirror destination") && !e.contains("s3-secret"), "{e}");
-        assert_eq!(target("dataset = 'a/b'\n").unwrap_err().kind(), ErrorKind::InvalidConfig);
+        assert!(
+            e.contains("is not a mirror destination") && !e.contains("s3-secret"),
+            "{e}"
+        );
+        assert_eq!(
+            target("dataset = 'a/b'\n").unwrap_err().kind(),
+            ErrorKind::InvalidConfig
+        );
     }
 
     #[test]
     fn a_postgres_mirror_may_not_be_the_source_schema() {
         let source: tokio_postgres::Config = "host=h port=7 dbname=db".parse().unwrap();
-        let same = target("mode = 'mirror'\nurl = 'postgresql://other@h:7/db'\ndataset = 'public'\n").unwrap();
-        let e = same.check_source(&source, "public").unwrap_err().to_string();
+        let same =
+            target("mode = 'mirror'\nurl = 'postgresql://other@h:7/db'\ndataset = 'public'\n")
+                .unwrap();
+        let e = same
+            .check_source(&source, "public")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("would overwrite the source tables"), "{e}");
         same.check_source(&source, "app").unwrap();
-        mirror("postgresql://u@h:8/db").unwrap().check_source(&source, "pgcdc").unwrap();
+        mirror("postgresql://u@h:8/db")
+            .unwrap()
+            .check_source(&source, "pgcdc")
+            .unwrap();
         target("").unwrap().check_source(&source, "pgcdc").unwrap();
     }
 
@@ -547,7 +596,10 @@ mod tests {
         ] {
             let e = connect_error(SourceError::new(kind, "at u@h:1/db"));
             assert_eq!(e.kind(), expected, "{kind:?}");
-            assert_eq!(e.to_string(), "cannot connect to the mirror database: at u@h:1/db");
+            assert_eq!(
+                e.to_string(),
+                "cannot connect to the mirror database: at u@h:1/db"
+            );
         }
     }
 
@@ -557,7 +609,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let t = mirror(&format!("postgresql://u:pw@127.0.0.1:{port}/db?sslmode=disable")).unwrap();
+        let t = mirror(&format!(
+            "postgresql://u:pw@127.0.0.1:{port}/db?sslmode=disable"
+        ))
+        .unwrap();
         let Kind::Postgres { pg, tls } = &t.kind else {
             panic!("{t:?}")
         };
@@ -569,14 +624,30 @@ mod tests {
     #[cfg(not(feature = "duckdb"))]
     #[test]
     fn a_duckdb_mirror_without_the_feature_says_how_to_build_it() {
-        let e = mirror("m.duckdb").unwrap().open().err().unwrap().to_string();
-        assert!(e.contains("built without it") && e.contains("--features duckdb"), "{e}");
+        let e = mirror("m.duckdb")
+            .unwrap()
+            .open()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("built without it") && e.contains("--features duckdb"),
+            "{e}"
+        );
     }
 
     #[cfg(not(feature = "delta"))]
     #[test]
     fn a_delta_mirror_without_the_feature_says_how_to_build_it() {
-        let e = mirror("delta:/x").unwrap().open().err().unwrap().to_string();
-        assert!(e.contains("built without it") && e.contains("--features delta"), "{e}");
+        let e = mirror("delta:/x")
+            .unwrap()
+            .open()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("built without it") && e.contains("--features delta"),
+            "{e}"
+        );
     }
 }

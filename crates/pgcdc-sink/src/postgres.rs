@@ -120,7 +120,11 @@ fn pg_err(what: &str, e: tokio_postgres::Error) -> Error {
                 hint,
             )
         }
-        None if e.is_closed() => (ErrorKind::Unavailable, "the connection is closed".into(), ""),
+        None if e.is_closed() => (
+            ErrorKind::Unavailable,
+            "the connection is closed".into(),
+            "",
+        ),
         None => (ErrorKind::Unavailable, e.to_string(), ""),
     };
     Error::new(kind, format!("PostgreSQL mirror: {what}: {detail}{hint}")).with_source(e)

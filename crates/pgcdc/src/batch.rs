@@ -11,9 +11,6 @@ use arrow_schema::SchemaRef;
 use pgcdc_core::{MetaColumns, Op, TableSchema, ValuePolicy};
 use pgcdc_source::values::{BinaryForm, ColumnBuilder};
 
-/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
-pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
-
 /// Metadata of one change row.
 #[derive(Debug, Clone, Copy)]
 pub struct RowMeta {

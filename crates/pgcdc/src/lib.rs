@@ -1,4 +1,4 @@
-//! pgcdc as a library: the pipeline and commands behind the `pgcdc` binary.
+//! pgcdc as a library: the run loop and commands behind the `pgcdc` binary.
 //!
 //! - [`cli`]: flags and subcommands.
 //! - [`config`]: the one configuration type, from `pgcdc.toml`, dlt's files, the

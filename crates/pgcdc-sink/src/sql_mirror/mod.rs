@@ -123,7 +123,10 @@ impl<D: Dialect> SqlMirror<D> {
     }
 
     async fn read_state(&mut self) -> Result<Option<MirrorState>> {
-        let sql = format!("SELECT state FROM {} WHERE id = 1", self.target(STATE_TABLE));
+        let sql = format!(
+            "SELECT state FROM {} WHERE id = 1",
+            self.target(STATE_TABLE)
+        );
         let place = self.describe();
         let json = self
             .ready()
@@ -287,7 +290,10 @@ fn evolve<'f, D: Dialect>(
 ) -> Result<(Columns, Option<&'f str>)> {
     let mut now = existing.to_vec();
     for c in cols {
-        match existing.iter().position(|(n, _)| D::same_name(n, &c.target)) {
+        match existing
+            .iter()
+            .position(|(n, _)| D::same_name(n, &c.target))
+        {
             None => now.push((c.target.clone(), c.ty.clone())),
             Some(i) => {
                 let old = &existing[i].1;

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 
-use pgcdc_core::{Checkpoint, Lsn, MetaColumns, Op, TableName, TableSchema, ValuePolicy};
+use pgcdc_core::{
+    Checkpoint, Lsn, MetaColumns, Op, TableName, TableSchema, ValuePolicy, PG_EPOCH_OFFSET_MICROS,
+};
 use pgcdc_sink::Destination;
 use pgcdc_source::catalog::Projection;
 use pgcdc_source::pgoutput::{self, Message, TupleData, TupleValue};
@@ -30,7 +32,7 @@ use pgcdc_source::values::BinaryForm;
 
 use super::source::ChangeSource;
 use super::{add_stat, RunSummary};
-use crate::batch::{Cell, RowMeta, TableBuffer, PG_EPOCH_OFFSET_MICROS};
+use crate::batch::{Cell, RowMeta, TableBuffer};
 use crate::metrics::Metrics;
 use crate::streamed::{self, Piece, Streamed};
 

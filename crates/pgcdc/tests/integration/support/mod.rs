@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub use pgcdc_testkit::{
     cluster, free_port, is_root, pg_bin, psql_bin, python, s3, start_cluster,
-    start_cluster_with_hba, Cluster,
+    start_cluster_with_hba,
 };
 
 /// One test's world: its own schema, slot, publication and directory.
