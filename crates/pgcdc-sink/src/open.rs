@@ -16,6 +16,7 @@
 //! | `mirror` | `postgres://…`, `postgresql://…` | [`crate::postgres`] |
 //! | `mirror` | `duckdb:<path>`, `duckdb://<path>`, `*.duckdb`, `*.db` (default `./pgcdc.duckdb`) | `duckdb` (feature `duckdb`) |
 //! | `mirror` | `delta:<folder>`, `delta:s3://bucket/prefix` | `delta` (feature `delta`) |
+//! | `changelog` | `memory:<name>` (tests) | `memory` (feature `memory`) |
 //!
 //! A destination whose cargo feature is off is still recognised; opening it says how to
 //! build pgcdc with it.
@@ -141,6 +142,8 @@ enum Kind {
         url: String,
         options: StoreOptions,
     },
+    /// The in-memory changelog store of this name (tests).
+    Memory { name: String },
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -168,6 +171,10 @@ impl DestinationSpec {
             }
         }
         let kind = match d.mode {
+            Mode::Changelog if d.url.as_deref().is_some_and(|u| u.starts_with("memory:")) => {
+                let name = d.url.as_deref().unwrap_or_default()["memory:".len()..].to_string();
+                Kind::Memory { name }
+            }
             Mode::Changelog => {
                 let mut files =
                     FilesConfig::new(d.url.unwrap_or_else(|| "./lake".into()), d.dataset.clone());
@@ -271,6 +278,7 @@ impl Target {
                 format!("{} (schema {dataset})", pgcdc_source::connect::describe(pg))
             }
             Kind::DuckDb { path } => format!("{} (schema {dataset})", path.display()),
+            Kind::Memory { name } => format!("the in-memory store {name}"),
             Kind::Delta { url, .. } => {
                 format!("Delta tables at {} (dataset {dataset})", redact_url(url))
             }
@@ -287,7 +295,7 @@ impl Target {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .into_iter()
                 .collect(),
-            Kind::DuckDb { .. } => Vec::new(),
+            Kind::DuckDb { .. } | Kind::Memory { .. } => Vec::new(),
             Kind::Delta { options, .. } => options.secret_values(),
         }
     }
@@ -322,6 +330,7 @@ impl Target {
             )?),
             Kind::DuckDb { path } => self.open_duckdb(path)?,
             Kind::Delta { url, options } => self.open_delta(url, options)?,
+            Kind::Memory { name } => open_memory(name)?,
         })
     }
 }
@@ -394,8 +403,27 @@ impl Target {
     }
 }
 
+#[cfg(feature = "memory")]
+fn open_memory(name: &str) -> Result<Box<dyn Destination>> {
+    Ok(Box::new(
+        crate::memory::MemoryStore::named(name).destination(),
+    ))
+}
+
+#[cfg(not(feature = "memory"))]
+fn open_memory(_: &str) -> Result<Box<dyn Destination>> {
+    Err(built_without(
+        "destination.url memory:… (for tests) needs the in-memory destination",
+        "memory",
+    ))
+}
+
 /// A destination this build leaves out: what needs it, and how to build it in.
-#[cfg(any(not(feature = "duckdb"), not(feature = "delta")))]
+#[cfg(any(
+    not(feature = "duckdb"),
+    not(feature = "delta"),
+    not(feature = "memory")
+))]
 fn built_without(needs: &str, feature: &str) -> Error {
     invalid(format!("{needs}, and this pgcdc was built without it: build with `cargo build --features {feature}` (see the README)"))
 }
@@ -416,6 +444,14 @@ mod tests {
 
     fn mirror(url: &str) -> Result<Target> {
         target(&format!("mode = 'mirror'\nurl = '{url}'\n"))
+    }
+
+    #[test]
+    fn the_memory_scheme_names_an_in_memory_store() {
+        let t = target("url = \"memory:runs\"").unwrap();
+        assert!(matches!(&t.kind, Kind::Memory { name } if name == "runs"));
+        assert_eq!(t.location(), "the in-memory store runs");
+        assert!(t.secrets().is_empty());
     }
 
     #[test]

@@ -955,3 +955,21 @@ async fn relations_the_source_does_not_replicate_are_skipped() {
     assert_eq!(summary.changes(), 1);
     assert_eq!(store.checkpoint().unwrap().lsn, wal.end());
 }
+
+#[tokio::test]
+async fn a_destination_opened_from_its_url_takes_the_same_run() {
+    // The path every destination takes: `[destination]` settings → Target → open.
+    let spec: pgcdc_sink::DestinationSpec =
+        toml::from_str("url = \"memory:run-loop-url\"").unwrap();
+    let target = spec.parse().unwrap();
+    let mut dest = target.open().unwrap();
+    dest.initialize(&initial(), false).await.unwrap();
+    let wal = Arc::new(workload());
+    let mut up = ScriptedUpstream::new(Arc::clone(&wal));
+    let summary = run_with(&mut up, dest.as_mut(), &settings(3), options(false))
+        .await
+        .unwrap();
+    let store = MemoryStore::named("run-loop-url");
+    assert_exact(&wal, &store, &up, "opened from memory:run-loop-url");
+    assert_eq!(summary.changes(), wal.expected.len() as u64);
+}
