@@ -431,24 +431,8 @@ fn uuid_as_text(a: &ArrayRef) -> Result<Option<(ArrayRef, &'static str)>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{failure_kind, Dialect, DuckDb};
-    use crate::{widening, ErrorKind};
-
-    fn holds(wide: &str, narrow: &str) -> bool {
-        widening::holds(DuckDb::shape(wide), DuckDb::shape(narrow))
-    }
-
-    #[test]
-    fn widening_rules() {
-        assert!(holds("BIGINT", "INTEGER"));
-        assert!(!holds("INTEGER", "BIGINT"));
-        assert!(holds("DOUBLE", "FLOAT"));
-        assert!(holds("DECIMAL(12,2)", "DECIMAL(10,2)"));
-        assert!(holds("DECIMAL(14,4)", "DECIMAL(10,2)"));
-        assert!(!holds("DECIMAL(11,4)", "DECIMAL(10,2)"));
-        assert!(!holds("VARCHAR", "INTEGER"));
-        assert!(!holds("INTEGER", "VARCHAR"));
-    }
+    use super::failure_kind;
+    use crate::ErrorKind;
 
     #[test]
     fn io_failures_are_transient() {

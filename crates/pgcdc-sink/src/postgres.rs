@@ -412,28 +412,3 @@ fn kind_type(kind: &ValueKind) -> String {
         ValueKind::Vector { .. } => "real[]".into(),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::{Dialect, Postgres};
-    use crate::widening;
-
-    fn holds(wide: &str, narrow: &str) -> bool {
-        widening::holds(Postgres::shape(wide), Postgres::shape(narrow))
-    }
-
-    #[test]
-    fn widening_rules() {
-        assert!(holds("bigint", "integer"));
-        assert!(!holds("integer", "bigint"));
-        assert!(holds("double precision", "real"));
-        assert!(holds("numeric(16,3)", "numeric(12,2)"));
-        assert!(holds("numeric", "numeric(12,2)"));
-        assert!(!holds("numeric(12,2)", "numeric"));
-        assert!(holds("text", "character varying(5)"));
-        assert!(holds("character varying(9)", "character varying(5)"));
-        assert!(!holds("character varying(4)", "character varying(5)"));
-        assert!(!holds("text", "integer"));
-        assert!(!holds("text", "numeric(12,2)"));
-    }
-}

@@ -93,3 +93,48 @@ mod tests {
         assert_eq!(two_args("numeric", "numeric"), None);
     }
 }
+
+/// The rule read through each SQL dialect's type names: one table of cases per dialect.
+#[cfg(test)]
+mod dialect_names {
+    use crate::sql_mirror::Dialect;
+
+    fn check<D: Dialect>(cases: &[(&str, &str, bool)]) {
+        for (wide, narrow, holds) in cases {
+            let got = super::holds(D::shape(wide), D::shape(narrow));
+            assert_eq!(got, *holds, "{} {wide} holds {narrow}", D::NAME);
+        }
+    }
+
+    #[test]
+    fn postgres_type_names_widen_by_one_rule() {
+        check::<crate::postgres::Postgres>(&[
+            ("bigint", "integer", true),
+            ("integer", "bigint", false),
+            ("double precision", "real", true),
+            ("numeric(16,3)", "numeric(12,2)", true),
+            ("numeric", "numeric(12,2)", true),
+            ("numeric(12,2)", "numeric", false),
+            ("text", "character varying(5)", true),
+            ("character varying(9)", "character varying(5)", true),
+            ("character varying(4)", "character varying(5)", false),
+            ("text", "integer", false),
+            ("text", "numeric(12,2)", false),
+        ]);
+    }
+
+    #[cfg(feature = "duckdb")]
+    #[test]
+    fn duckdb_type_names_widen_by_one_rule() {
+        check::<crate::duckdb::DuckDb>(&[
+            ("BIGINT", "INTEGER", true),
+            ("INTEGER", "BIGINT", false),
+            ("DOUBLE", "FLOAT", true),
+            ("DECIMAL(12,2)", "DECIMAL(10,2)", true),
+            ("DECIMAL(14,4)", "DECIMAL(10,2)", true),
+            ("DECIMAL(11,4)", "DECIMAL(10,2)", false),
+            ("VARCHAR", "INTEGER", false),
+            ("INTEGER", "VARCHAR", false),
+        ]);
+    }
+}
