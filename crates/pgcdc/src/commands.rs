@@ -1,4 +1,4 @@
-//! The commands: `init`, `run`, `status`, `drop`. Each is glue over the library crates;
+//! The commands: `init`, `run`, `snapshot`, `status`, `drop`. Each is glue over the library crates;
 //! output for people goes to stdout, logs to stderr.
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Prometheus metrics for `run --follow` (`--metrics ADDR` or `[metrics] listen`): what
+//! Prometheus metrics for `run` (served when `[metrics] listen` is set): what
 //! the run loop has done, in the text exposition format at `GET /metrics`.
 //!
 //! The run loop updates [`Metrics`] (atomics and one small map, per commit and per
@@ -15,7 +15,7 @@
 //! | `pgcdc_batch_commit_seconds_{sum,count}` | summary | time of a destination commit |
 //! | `pgcdc_checkpoint_lsn` | gauge | LSN of the last durable checkpoint (= slot flush) |
 //! | `pgcdc_server_wal_end_lsn` | gauge | the server's WAL end as last reported by it |
-//! | `pgcdc_lag_bytes` | gauge | WAL end − checkpoint: WAL the slot retains for us |
+//! | `pgcdc_lag_bytes` | gauge | WAL end − checkpoint: how far the durable position trails the server (not the WAL the slot retains, which counts from its restart_lsn) |
 //! | `pgcdc_lag_seconds` | gauge | now − commit time of the oldest transaction not yet durable (0 when caught up) |
 //! | `pgcdc_errors_total` | counter | sessions that ended in an error (each followed by a reconnect in follow mode) |
 //! | `pgcdc_up` | gauge | 1 while streaming, 0 while reconnecting |

@@ -59,7 +59,7 @@ fn the_seeds_dlt_files_land_parquet_in_s3_unchanged() {
     );
     let pg = url::Url::parse(&env.url()).expect("test URL");
     std::fs::create_dir_all(env.dir().join(".dlt")).expect("mkdir .dlt");
-    // SEED.md's secrets.toml verbatim but for the test server's ports, plus the names this
+    // A dlt user's secrets.toml as dlt documents it, verbatim but for the test server's ports, plus the names this
     // test needs to stay apart from the others (slot, publication, schema, table).
     env.write_file(
         ".dlt/secrets.toml",
